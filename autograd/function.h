@@ -1,0 +1,111 @@
+#pragma once
+// Recording an op: the one mechanism every differentiable op (built-in or user-defined)
+// goes through. See Note [graph lifetime] in autograd/variable.h.
+//
+// A custom op is its forward computed on Tensors plus a backward lambda:
+//
+//   // y = x^3;  dx += dy * 3x^2
+//   Variable cube(const Variable& x) {
+//     Tensor y = x.data() * x.data() * x.data();
+//     return record("cube", y, {x}, [xd = x.data()](const Tensor& dy, Grads& g) {
+//       g.add(0, dy * xd * xd * 3.0);
+//     });
+//   }
+//
+// and is proven with gradcheck (autograd/gradcheck.h). The lambda captures only the
+// tensors its backward needs; it must not capture Variables.
+#include "autograd/variable.h"
+
+#include <initializer_list>
+#include <optional>
+#include <span>
+#include <utility>
+
+namespace unroll {
+
+class Grads;
+
+/// A recorded op's output value and the edges to its inputs. (Internal; users go through
+/// Variable and record().)
+struct Node {
+  int64_t refs = 1;
+  Tensor data;
+  Tensor grad;
+  const char* op = nullptr;  // nullptr for leaves
+  bool requires_grad = false;
+  bool retain_grad = false;
+  bool released = false;  // backward already freed the saved state
+  int32_t step = -1;      // StepScope label at creation
+  uint32_t visit = 0;     // epoch mark used by the graph walks
+  uint32_t n_inputs = 0;
+  Node** inputs = nullptr;  // points at inline_inputs or at a heap array
+  Node* inline_inputs[3] = {nullptr, nullptr, nullptr};
+  struct Extra {            // name and hooks: rare, kept off the hot path
+    std::string name;
+    std::vector<std::function<void(const Tensor&)>> hooks;
+  };
+  std::unique_ptr<Extra> extra;
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  virtual ~Node();
+  virtual void run_backward(const Tensor& grad_out, Grads& grads);
+  virtual void release_saved() {}
+
+  std::span<Node* const> input_span() const { return {inputs, n_inputs}; }
+  void set_inputs(std::span<const Variable* const> vars);
+};
+
+/// Handed to a backward lambda: accumulates the gradient for input i.
+class Grads {
+public:
+  explicit Grads(const Node* node) : node_(node) {}
+  /// Whether input i wants a gradient (skip computing it otherwise).
+  bool needs(int i) const;
+  int n_inputs() const { return static_cast<int>(node_->n_inputs); }
+  /// grad(input i) += g, summing g down to the input's shape if it was broadcast.
+  void add(int i, Tensor g);
+private:
+  const Node* node_;
+};
+
+namespace detail {
+template <typename F>
+struct OpNode final : Node {
+  std::optional<F> fn;
+  explicit OpNode(F&& f) : fn(std::move(f)) {}
+  void run_backward(const Tensor& grad_out, Grads& grads) override { (*fn)(grad_out, grads); }
+  void release_saved() override { fn.reset(); }
+};
+bool should_record(std::span<const Variable* const> inputs);
+Variable finish_record(Node* node, const char* op, Tensor&& out, std::span<const Variable* const> inputs);
+}  // namespace detail
+
+/// Records op `name` with value `out`, made from `inputs`, whose backward is
+/// `backward(const Tensor& grad_out, Grads& grads)`. When grad mode is off or no input
+/// requires grad, nothing is recorded and the result is a plain leaf.
+/// `name` must be a string literal (it is stored as a pointer).
+template <typename F>
+Variable record(const char* name, Tensor out, std::span<const Variable* const> inputs, F&& backward) {
+  if (!detail::should_record(inputs)) return Variable(std::move(out));
+  return detail::finish_record(new detail::OpNode<std::decay_t<F>>(std::forward<F>(backward)), name, std::move(out),
+                               inputs);
+}
+template <typename F>
+Variable record(const char* name, Tensor out, std::initializer_list<const Variable*> inputs, F&& backward) {
+  return record(name, std::move(out), std::span<const Variable* const>(inputs.begin(), inputs.size()),
+                std::forward<F>(backward));
+}
+/// Convenience: inputs by reference.
+template <typename F>
+Variable record(const char* name, Tensor out, std::initializer_list<std::reference_wrapper<const Variable>> inputs,
+                F&& backward) {
+  const Variable* ptrs[8];
+  UNROLL_CHECK(inputs.size() <= 8, "record: {}: use the span overload for more than 8 inputs", name);
+  size_t i = 0;
+  for (const Variable& v : inputs) ptrs[i++] = &v;
+  return record(name, std::move(out), std::span<const Variable* const>(ptrs, i), std::forward<F>(backward));
+}
+
+}  // namespace unroll

@@ -1,0 +1,456 @@
+// Every differentiable op: the forward value from a core kernel, then the backward that
+// record() stores with it. The math is in the comment above each op (dy: gradient of the
+// output; dx: gradient of input x; y: the output).
+#include "autograd/ops.h"
+
+#include "autograd/function.h"
+
+namespace unroll {
+
+namespace {
+Tensor zero_like_scalar(const Tensor& t) { return scalar_tensor(0.0, t.dtype()); }
+}  // namespace
+
+// ---- elementwise unary ----------------------------------------------------------------
+
+// y = -x;  dx += -dy
+Variable neg(const Variable& x) {
+  return record("neg", neg(x.data()), {x}, [](const Tensor& dy, Grads& g) { g.add(0, neg(dy)); });
+}
+
+// y = e^x;  dx += dy * y
+Variable exp(const Variable& x) {
+  Tensor y = exp(x.data());
+  return record("exp", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, dy * y); });
+}
+
+// y = ln x;  dx += dy / x
+Variable log(const Variable& x) {
+  return record("log", log(x.data()), {x}, [xd = x.data()](const Tensor& dy, Grads& g) { g.add(0, dy / xd); });
+}
+
+// y = tanh x;  dx += dy * (1 - y^2)
+Variable tanh(const Variable& x) {
+  Tensor y = tanh(x.data());
+  return record("tanh", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, dy * (1.0 - y * y)); });
+}
+
+// y = sigmoid x;  dx += dy * y * (1 - y)
+Variable sigmoid(const Variable& x) {
+  Tensor y = sigmoid(x.data());
+  return record("sigmoid", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, dy * y * (1.0 - y)); });
+}
+
+// y = max(x, 0);  dx += dy * [y > 0]   (sign(y) is exactly that mask)
+Variable relu(const Variable& x) {
+  Tensor y = relu(x.data());
+  return record("relu", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, dy * sign(y)); });
+}
+
+// y = sqrt x;  dx += dy / (2y)
+Variable sqrt(const Variable& x) {
+  Tensor y = sqrt(x.data());
+  return record("sqrt", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, dy / (2.0 * y)); });
+}
+
+// y = |x|;  dx += dy * sign(x)
+Variable abs(const Variable& x) {
+  return record("abs", abs(x.data()), {x}, [xd = x.data()](const Tensor& dy, Grads& g) { g.add(0, dy * sign(xd)); });
+}
+
+// y = x^p;  dx += dy * p * x^(p-1)
+Variable pow(const Variable& x, double p) {
+  return record("pow", pow(x.data(), p), {x},
+                [xd = x.data(), p](const Tensor& dy, Grads& g) { g.add(0, dy * (p * pow(xd, p - 1.0))); });
+}
+
+// y = min(max(x, lo), hi);  dx += dy * [lo <= x <= hi]
+Variable clamp(const Variable& x, double lo, double hi) {
+  UNROLL_CHECK(!(lo > hi), "clamp: lower bound {} is above upper bound {}", lo, hi);
+  return record("clamp", clamp(x.data(), lo, hi), {x}, [xd = x.data(), lo, hi](const Tensor& dy, Grads& g) {
+    const Tensor inside = ge(xd, scalar_tensor(lo, xd.dtype())) * ge(scalar_tensor(hi, xd.dtype()), xd);
+    g.add(0, dy * inside);
+  });
+}
+
+// ---- elementwise binary (broadcasting; Grads::add sums back to each input's shape) ----
+
+// y = a + b;  da += dy;  db += dy
+Variable add(const Variable& a, const Variable& b) {
+  return record("add", add(a.data(), b.data()), {a, b}, [](const Tensor& dy, Grads& g) {
+    g.add(0, dy);
+    g.add(1, dy);
+  });
+}
+
+// y = a - b;  da += dy;  db += -dy
+Variable sub(const Variable& a, const Variable& b) {
+  return record("sub", sub(a.data(), b.data()), {a, b}, [](const Tensor& dy, Grads& g) {
+    g.add(0, dy);
+    if (g.needs(1)) g.add(1, neg(dy));
+  });
+}
+
+// y = a * b;  da += dy * b;  db += dy * a
+Variable mul(const Variable& a, const Variable& b) {
+  return record("mul", mul(a.data(), b.data()), {a, b},
+                [ad = a.data(), bd = b.data()](const Tensor& dy, Grads& g) {
+                  if (g.needs(0)) g.add(0, dy * bd);
+                  if (g.needs(1)) g.add(1, dy * ad);
+                });
+}
+
+// y = a / b;  da += dy / b;  db += -dy * y / b
+Variable div(const Variable& a, const Variable& b) {
+  Tensor y = div(a.data(), b.data());
+  return record("div", y, {a, b}, [y, bd = b.data()](const Tensor& dy, Grads& g) {
+    if (g.needs(0)) g.add(0, dy / bd);
+    if (g.needs(1)) g.add(1, neg(dy * y / bd));
+  });
+}
+
+// y = max(a, b);  da += dy * [a >= b];  db += dy * [a < b]
+Variable maximum(const Variable& a, const Variable& b) {
+  return record("maximum", maximum(a.data(), b.data()), {a, b},
+                [ad = a.data(), bd = b.data()](const Tensor& dy, Grads& g) {
+                  const Tensor take_a = ge(ad, bd);
+                  if (g.needs(0)) g.add(0, dy * take_a);
+                  if (g.needs(1)) g.add(1, dy * (1.0 - take_a));
+                });
+}
+
+// y = min(a, b);  da += dy * [a <= b];  db += dy * [a > b]
+Variable minimum(const Variable& a, const Variable& b) {
+  return record("minimum", minimum(a.data(), b.data()), {a, b},
+                [ad = a.data(), bd = b.data()](const Tensor& dy, Grads& g) {
+                  const Tensor take_a = ge(bd, ad);
+                  if (g.needs(0)) g.add(0, dy * take_a);
+                  if (g.needs(1)) g.add(1, dy * (1.0 - take_a));
+                });
+}
+
+// y = a + s;  da += dy
+Variable add(const Variable& a, double s) {
+  return record("add_scalar", add(a.data(), s), {a}, [](const Tensor& dy, Grads& g) { g.add(0, dy); });
+}
+
+// y = a * s;  da += dy * s
+Variable mul(const Variable& a, double s) {
+  return record("mul_scalar", mul(a.data(), s), {a}, [s](const Tensor& dy, Grads& g) { g.add(0, dy * s); });
+}
+
+// y = s - a;  da += -dy
+Variable rsub(double s, const Variable& a) {
+  return record("rsub_scalar", rsub(s, a.data()), {a}, [](const Tensor& dy, Grads& g) { g.add(0, neg(dy)); });
+}
+
+// y = s / a;  da += -dy * y / a
+Variable rdiv(double s, const Variable& a) {
+  Tensor y = rdiv(s, a.data());
+  return record("rdiv_scalar", y, {a},
+                [y, ad = a.data()](const Tensor& dy, Grads& g) { g.add(0, neg(dy * y / ad)); });
+}
+
+Variable operator-(const Variable& a) { return neg(a); }
+Variable operator+(const Variable& a, const Variable& b) { return add(a, b); }
+Variable operator-(const Variable& a, const Variable& b) { return sub(a, b); }
+Variable operator*(const Variable& a, const Variable& b) { return mul(a, b); }
+Variable operator/(const Variable& a, const Variable& b) { return div(a, b); }
+Variable operator+(const Variable& a, double s) { return add(a, s); }
+Variable operator-(const Variable& a, double s) { return add(a, -s); }
+Variable operator*(const Variable& a, double s) { return mul(a, s); }
+Variable operator/(const Variable& a, double s) { return mul(a, 1.0 / s); }
+Variable operator+(double s, const Variable& a) { return add(a, s); }
+Variable operator-(double s, const Variable& a) { return rsub(s, a); }
+Variable operator*(double s, const Variable& a) { return mul(a, s); }
+Variable operator/(double s, const Variable& a) { return rdiv(s, a); }
+
+// ---- matmul ---------------------------------------------------------------------------
+
+// C = op(A) op(B), op = identity or transpose of the stored operand.
+//   dA = dC op(B)^T           (stored A^T: dA = op(B) dC^T)
+//   dB = op(A)^T dC           (stored B^T: dB = dC^T op(A))
+// For [Bt,M,K] x [K,N] the weight gradient also sums over the batch, done by folding the
+// batch into the rows.
+Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b) {
+  Tensor c = matmul(a.data(), b.data(), trans_a, trans_b);
+  return record("matmul", c, {a, b}, [ad = a.data(), bd = b.data(), trans_a, trans_b](const Tensor& dc, Grads& g) {
+    const bool folded = ad.ndim() == 3 && bd.ndim() == 2;
+    if (g.needs(0)) {
+      if (!trans_a) g.add(0, matmul(dc, bd, false, !trans_b));
+      else if (!folded) g.add(0, matmul(bd, dc, trans_b, true));
+      else g.add(0, transpose(matmul(dc, bd, false, !trans_b), 1, 2));
+    }
+    if (!g.needs(1)) return;
+    if (folded) {
+      const Tensor a2 = trans_a ? transpose(ad, 1, 2) : ad;  // [Bt,M,K]
+      const Tensor a_rows = a2.reshape({-1, a2.size(2)});    // [Bt*M, K]
+      const Tensor dc_rows = dc.reshape({-1, dc.size(2)});   // [Bt*M, N]
+      g.add(1, trans_b ? matmul(dc_rows, a_rows, true, false) : matmul(a_rows, dc_rows, true, false));
+    } else {
+      g.add(1, trans_b ? matmul(dc, ad, true, trans_a) : matmul(ad, dc, !trans_a, false));
+    }
+  });
+}
+
+// y = x W^T + b over the last dim of x;  dx += dy W;  dW += dy^T x;  db += sum_rows(dy)
+Variable linear(const Variable& x, const Variable& w, const Variable& b) {
+  UNROLL_CHECK(x.ndim() >= 1 && w.ndim() == 2, "linear: input {} and weight {}: the weight must be 2-D [out, in]",
+               x.shape(), w.shape());
+  UNROLL_CHECK(x.shape()[x.ndim() - 1] == w.shape()[1],
+               "linear: input {} and weight {}: input features {} differ from the weight's in_features {}", x.shape(),
+               w.shape(), x.shape()[x.ndim() - 1], w.shape()[1]);
+  UNROLL_CHECK(!b.defined() || (b.ndim() == 1 && b.shape()[0] == w.shape()[0]),
+               "linear: bias {} does not match weight {} (expected [{}])", b.defined() ? b.shape().str() : "", w.shape(),
+               w.shape()[0]);
+  Shape out_shape = x.shape();
+  out_shape[out_shape.ndim() - 1] = w.shape()[0];
+  const Tensor x2 = x.data().reshape({-1, w.shape()[1]});  // [N, I]
+  Tensor y = matmul(x2, w.data(), false, true);             // [N, O]
+  if (b.defined()) y = add(y, b.data());
+  y = y.reshape(out_shape);
+  const Variable* inputs[3] = {&x, &w, &b};
+  return record("linear", y, std::span<const Variable* const>(inputs, b.defined() ? 3 : 2),
+                [x2, wd = w.data()](const Tensor& dy, Grads& g) {
+                  const Tensor dy2 = dy.reshape({-1, wd.size(0)});  // [N, O]
+                  if (g.needs(0)) g.add(0, matmul(dy2, wd));
+                  if (g.needs(1)) g.add(1, matmul(dy2, x2, true, false));
+                  if (g.n_inputs() > 2 && g.needs(2)) g.add(2, sum(dy2, 0));
+                });
+}
+
+// ---- reductions -----------------------------------------------------------------------
+
+// y = sum x;  dx += dy (broadcast)
+Variable sum(const Variable& x) {
+  return record("sum", sum(x.data()), {x},
+                [shape = x.shape()](const Tensor& dy, Grads& g) { g.add(0, broadcast_to(dy, shape)); });
+}
+
+static Tensor expand_reduced(const Tensor& dy, const Shape& shape, int axis, bool keepdim) {
+  return broadcast_to(keepdim ? dy : unsqueeze(dy, axis), shape);
+}
+
+// y = sum_axis x;  dx += dy (broadcast along axis)
+Variable sum(const Variable& x, int axis, bool keepdim) {
+  axis = normalize_axis("sum", axis, x.ndim());
+  return record("sum", sum(x.data(), axis, keepdim), {x}, [shape = x.shape(), axis, keepdim](const Tensor& dy, Grads& g) {
+    g.add(0, expand_reduced(dy, shape, axis, keepdim));
+  });
+}
+
+// y = mean x;  dx += dy / n
+Variable mean(const Variable& x) {
+  return record("mean", mean(x.data()), {x}, [shape = x.shape()](const Tensor& dy, Grads& g) {
+    g.add(0, broadcast_to(dy / static_cast<double>(shape.numel()), shape));
+  });
+}
+
+// y = mean_axis x;  dx += dy / n (broadcast along axis)
+Variable mean(const Variable& x, int axis, bool keepdim) {
+  axis = normalize_axis("mean", axis, x.ndim());
+  return record("mean", mean(x.data(), axis, keepdim), {x},
+                [shape = x.shape(), axis, keepdim](const Tensor& dy, Grads& g) {
+                  g.add(0, expand_reduced(dy / static_cast<double>(shape[axis]), shape, axis, keepdim));
+                });
+}
+
+// y = max x;  dx += dy at the (first) maximum, 0 elsewhere
+Variable max(const Variable& x) {
+  const Tensor flat = x.data().reshape({-1});
+  UNROLL_CHECK(flat.numel() > 0, "max: the tensor of shape {} is empty", x.shape());
+  return record("max", max(x.data()), {x}, [flat, shape = x.shape()](const Tensor& dy, Grads& g) {
+    const Tensor at = argmax(flat, 0, true);  // [1]
+    g.add(0, scatter_add(zeros_like(flat), 0, at, dy.reshape({1})).reshape(shape));
+  });
+}
+
+// max/min along an axis: the gradient goes to the (first) extreme element of each slice.
+static Variable extreme(const char* op, const Variable& x, int axis, bool keepdim, bool is_max) {
+  axis = normalize_axis(op, axis, x.ndim());
+  Tensor y = is_max ? max(x.data(), axis, keepdim) : min(x.data(), axis, keepdim);
+  return record(op, y, {x}, [xd = x.data(), axis, keepdim, is_max](const Tensor& dy, Grads& g) {
+    const Tensor at = argmax(is_max ? xd : neg(xd), axis, true);
+    g.add(0, scatter_add(zeros_like(xd), axis, at, keepdim ? dy : unsqueeze(dy, axis)));
+  });
+}
+Variable max(const Variable& x, int axis, bool keepdim) { return extreme("max", x, axis, keepdim, true); }
+Variable min(const Variable& x, int axis, bool keepdim) { return extreme("min", x, axis, keepdim, false); }
+
+// y = softmax(x);  dx += y * (dy - sum(dy * y))   (sums along the axis)
+Variable softmax(const Variable& x, int axis) {
+  axis = normalize_axis("softmax", axis, x.ndim());
+  Tensor y = softmax(x.data(), axis);
+  return record("softmax", y, {x}, [y, axis](const Tensor& dy, Grads& g) {
+    g.add(0, y * (dy - sum(dy * y, axis, true)));
+  });
+}
+
+// y = log_softmax(x);  dx += dy - e^y * sum(dy)   (sums along the axis)
+Variable log_softmax(const Variable& x, int axis) {
+  axis = normalize_axis("log_softmax", axis, x.ndim());
+  Tensor y = log_softmax(x.data(), axis);
+  return record("log_softmax", y, {x}, [y, axis](const Tensor& dy, Grads& g) {
+    g.add(0, dy - exp(y) * sum(dy, axis, true));
+  });
+}
+
+// ---- shape ops ------------------------------------------------------------------------
+
+// y = x viewed as `shape`;  dx += dy viewed as x's shape
+Variable reshape(const Variable& x, const Shape& shape) {
+  return record("reshape", x.data().reshape(shape), {x},
+                [in = x.shape()](const Tensor& dy, Grads& g) { g.add(0, dy.reshape(in)); });
+}
+Variable flatten(const Variable& x) { return reshape(x, {x.numel()}); }
+Variable unsqueeze(const Variable& x, int axis) {
+  return record("unsqueeze", unsqueeze(x.data(), axis), {x},
+                [in = x.shape()](const Tensor& dy, Grads& g) { g.add(0, dy.reshape(in)); });
+}
+Variable squeeze(const Variable& x, int axis) {
+  return record("squeeze", squeeze(x.data(), axis), {x},
+                [in = x.shape()](const Tensor& dy, Grads& g) { g.add(0, dy.reshape(in)); });
+}
+
+// y = x with axes a and b swapped;  dx += dy with them swapped back
+Variable transpose(const Variable& x, int a, int b) {
+  return record("transpose", transpose(x.data(), a, b), {x},
+                [a, b](const Tensor& dy, Grads& g) { g.add(0, transpose(dy, a, b)); });
+}
+
+// y = x with axes reordered by dims;  dx += dy reordered by the inverse permutation
+Variable permute(const Variable& x, std::span<const int> dims) {
+  Tensor y = permute(x.data(), dims);  // validates dims
+  std::array<int, kMaxDims> inverse{};
+  for (size_t i = 0; i < dims.size(); ++i)
+    inverse[static_cast<size_t>(normalize_axis("permute", dims[i], x.ndim()))] = static_cast<int>(i);
+  return record("permute", y, {x}, [inverse, n = dims.size()](const Tensor& dy, Grads& g) {
+    g.add(0, permute(dy, std::span<const int>(inverse.data(), n)));
+  });
+}
+Variable permute(const Variable& x, std::initializer_list<int> dims) {
+  return permute(x, std::span<const int>(dims.begin(), dims.size()));
+}
+
+// y = x[start:start+length] along axis;  dx[start:start+length] += dy
+Variable narrow(const Variable& x, int axis, int64_t start, int64_t length) {
+  Tensor y = narrow(x.data(), axis, start, length);  // validates
+  axis = normalize_axis("narrow", axis, x.ndim());
+  return record("narrow", y, {x}, [in = x.shape(), axis, start, length](const Tensor& dy, Grads& g) {
+    const Tensor rows = arange(start, start + length).to(DType::I64);
+    g.add(0, index_add(zeros(in, dy.dtype()), axis, rows, dy));
+  });
+}
+
+Variable slice(const Variable& x, int axis, int64_t start, int64_t stop) {
+  const int ax = normalize_axis("slice", axis, x.ndim());
+  const int64_t n = x.shape()[ax];
+  auto clampi = [n](int64_t i) { return std::clamp<int64_t>(i < 0 ? i + n : i, 0, n); };
+  const int64_t s = clampi(start), e = std::max(clampi(stop), clampi(start));
+  return narrow(x, ax, s, e - s);
+}
+
+// y = [x_0, x_1, ...] along axis;  dx_i += the matching piece of dy
+Variable concat(std::span<const Variable> xs, int axis) {
+  UNROLL_CHECK(!xs.empty(), "concat: no tensors given");
+  std::vector<Tensor> datas;
+  std::vector<const Variable*> inputs;
+  std::vector<int64_t> sizes;
+  datas.reserve(xs.size());
+  for (const Variable& v : xs) {
+    datas.push_back(v.data());
+    inputs.push_back(&v);
+  }
+  Tensor y = concat(std::span<const Tensor>(datas), axis);  // validates
+  axis = normalize_axis("concat", axis, y.ndim());
+  for (const Tensor& d : datas) sizes.push_back(d.size(axis));
+  return record("concat", y, std::span<const Variable* const>(inputs), [sizes, axis](const Tensor& dy, Grads& g) {
+    int64_t offset = 0;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      if (g.needs(static_cast<int>(i))) g.add(static_cast<int>(i), narrow(dy, axis, offset, sizes[i]));
+      offset += sizes[i];
+    }
+  });
+}
+Variable concat(std::initializer_list<Variable> xs, int axis) {
+  return concat(std::span<const Variable>(xs.begin(), xs.size()), axis);
+}
+
+// y = the x_i stacked along a new axis;  dx_i += dy[..., i, ...]
+Variable stack(std::span<const Variable> xs, int axis) {
+  UNROLL_CHECK(!xs.empty(), "stack: no tensors given");
+  std::vector<Tensor> datas;
+  std::vector<const Variable*> inputs;
+  datas.reserve(xs.size());
+  for (const Variable& v : xs) {
+    datas.push_back(v.data());
+    inputs.push_back(&v);
+  }
+  Tensor y = stack(std::span<const Tensor>(datas), axis);  // validates
+  axis = normalize_axis("stack", axis, y.ndim());
+  return record("stack", y, std::span<const Variable* const>(inputs),
+                [axis, in = xs[0].shape(), n = xs.size()](const Tensor& dy, Grads& g) {
+                  for (size_t i = 0; i < n; ++i)
+                    if (g.needs(static_cast<int>(i)))
+                      g.add(static_cast<int>(i), narrow(dy, axis, static_cast<int64_t>(i), 1).reshape(in));
+                });
+}
+Variable stack(std::initializer_list<Variable> xs, int axis) {
+  return stack(std::span<const Variable>(xs.begin(), xs.size()), axis);
+}
+
+std::vector<Variable> split(const Variable& x, int64_t size, int axis) {
+  axis = normalize_axis("split", axis, x.ndim());
+  UNROLL_CHECK(size > 0, "split: piece size must be positive, got {}", size);
+  std::vector<Variable> out;
+  for (int64_t start = 0; start < x.shape()[axis]; start += size)
+    out.push_back(narrow(x, axis, start, std::min(size, x.shape()[axis] - start)));
+  return out;
+}
+
+std::vector<Variable> chunk(const Variable& x, int64_t n, int axis) {
+  axis = normalize_axis("chunk", axis, x.ndim());
+  UNROLL_CHECK(n > 0, "chunk: number of chunks must be positive, got {}", n);
+  const int64_t len = x.shape()[axis];
+  return split(x, std::max<int64_t>(1, (len + n - 1) / n), axis);
+}
+
+// y = x repeated up to shape;  dx += dy summed back (Grads::add does the sum)
+Variable broadcast_to(const Variable& x, const Shape& shape) {
+  return record("broadcast_to", broadcast_to(x.data(), shape), {x}, [](const Tensor& dy, Grads& g) { g.add(0, dy); });
+}
+
+// y = x[idx] along axis;  dx[idx] += dy (repeated indices accumulate)
+Variable index_select(const Variable& x, int axis, const Tensor& idx) {
+  Tensor y = index_select(x.data(), axis, idx);  // validates
+  axis = normalize_axis("index_select", axis, x.ndim());
+  return record("index_select", y, {x}, [idx, in = x.shape(), axis](const Tensor& dy, Grads& g) {
+    g.add(0, index_add(zeros(in, dy.dtype()), axis, idx, dy));
+  });
+}
+
+// y = gather(x, axis, idx);  dx += scatter_add(dy)
+Variable gather(const Variable& x, int axis, const Tensor& idx) {
+  Tensor y = gather(x.data(), axis, idx);  // validates
+  axis = normalize_axis("gather", axis, x.ndim());
+  return record("gather", y, {x}, [idx, in = x.shape(), axis](const Tensor& dy, Grads& g) {
+    g.add(0, scatter_add(zeros(in, dy.dtype()), axis, idx, dy));
+  });
+}
+
+// y = cond ? a : b;  da += dy where cond;  db += dy elsewhere
+Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
+  return record("where", where(cond, a.data(), b.data()), {a, b}, [cond](const Tensor& dy, Grads& g) {
+    const Tensor zero = zero_like_scalar(dy);
+    if (g.needs(0)) g.add(0, where(cond, dy, zero));
+    if (g.needs(1)) g.add(1, where(cond, zero, dy));
+  });
+}
+
+// y = x with value where mask;  dx += dy where not mask
+Variable masked_fill(const Variable& x, const Tensor& mask, double value) {
+  return record("masked_fill", masked_fill(x.data(), mask, value), {x},
+                [mask](const Tensor& dy, Grads& g) { g.add(0, masked_fill(dy, mask, 0.0)); });
+}
+
+}  // namespace unroll

@@ -1,0 +1,90 @@
+#pragma once
+// The differentiable op library: the Tensor ops of core/tensor.h on Variables. Each op
+// checks its arguments, computes its value with the core kernel and records its backward
+// (autograd/ops.cpp keeps forward and backward of each op side by side).
+#include "autograd/variable.h"
+
+#include <initializer_list>
+#include <span>
+#include <vector>
+
+namespace unroll {
+
+// ---- elementwise ----------------------------------------------------------------------
+Variable neg(const Variable& x);                     ///< -x
+Variable exp(const Variable& x);                     ///< e^x
+Variable log(const Variable& x);                     ///< ln x
+Variable tanh(const Variable& x);
+Variable sigmoid(const Variable& x);                 ///< 1 / (1 + e^-x)
+Variable relu(const Variable& x);                    ///< max(x, 0); gradient 0 at 0
+Variable sqrt(const Variable& x);
+Variable abs(const Variable& x);                     ///< gradient sign(x), 0 at 0
+Variable pow(const Variable& x, double p);           ///< x^p
+Variable clamp(const Variable& x, double lo, double hi);  ///< gradient 1 inside [lo, hi]
+
+/// Binary ops broadcast like NumPy; backward sums gradients back to each input's shape.
+Variable add(const Variable& a, const Variable& b);
+Variable sub(const Variable& a, const Variable& b);
+Variable mul(const Variable& a, const Variable& b);
+Variable div(const Variable& a, const Variable& b);
+Variable maximum(const Variable& a, const Variable& b);  ///< ties send the gradient to a
+Variable minimum(const Variable& a, const Variable& b);  ///< ties send the gradient to a
+Variable add(const Variable& a, double s);
+Variable mul(const Variable& a, double s);
+Variable rsub(double s, const Variable& a);  ///< s - a
+Variable rdiv(double s, const Variable& a);  ///< s / a
+
+Variable operator-(const Variable& a);
+Variable operator+(const Variable& a, const Variable& b);
+Variable operator-(const Variable& a, const Variable& b);
+Variable operator*(const Variable& a, const Variable& b);
+Variable operator/(const Variable& a, const Variable& b);
+Variable operator+(const Variable& a, double s);
+Variable operator-(const Variable& a, double s);
+Variable operator*(const Variable& a, double s);
+Variable operator/(const Variable& a, double s);
+Variable operator+(double s, const Variable& a);
+Variable operator-(double s, const Variable& a);
+Variable operator*(double s, const Variable& a);
+Variable operator/(double s, const Variable& a);
+
+// ---- matmul ---------------------------------------------------------------------------
+/// See unroll::matmul(Tensor...): 2-D, batched 3-D, 3-D x 2-D, transposed operands.
+Variable matmul(const Variable& a, const Variable& b, bool trans_a = false, bool trans_b = false);
+/// y = x W^T + b (torch.nn.functional.linear): x [..., I], W [O, I], b [O] or undefined.
+Variable linear(const Variable& x, const Variable& w, const Variable& b = Variable());
+
+// ---- reductions -----------------------------------------------------------------------
+Variable sum(const Variable& x);
+Variable sum(const Variable& x, int axis, bool keepdim = false);
+Variable mean(const Variable& x);
+Variable mean(const Variable& x, int axis, bool keepdim = false);
+Variable max(const Variable& x);  ///< gradient to the first maximum
+Variable max(const Variable& x, int axis, bool keepdim = false);
+Variable min(const Variable& x, int axis, bool keepdim = false);
+Variable softmax(const Variable& x, int axis);
+Variable log_softmax(const Variable& x, int axis);
+
+// ---- shape ops ------------------------------------------------------------------------
+Variable reshape(const Variable& x, const Shape& shape);
+Variable flatten(const Variable& x);
+Variable unsqueeze(const Variable& x, int axis);
+Variable squeeze(const Variable& x, int axis);
+Variable transpose(const Variable& x, int a, int b);
+Variable permute(const Variable& x, std::span<const int> dims);
+Variable permute(const Variable& x, std::initializer_list<int> dims);
+Variable narrow(const Variable& x, int axis, int64_t start, int64_t length);
+Variable slice(const Variable& x, int axis, int64_t start, int64_t stop);
+Variable concat(std::span<const Variable> xs, int axis);
+Variable concat(std::initializer_list<Variable> xs, int axis);
+Variable stack(std::span<const Variable> xs, int axis);
+Variable stack(std::initializer_list<Variable> xs, int axis);
+std::vector<Variable> split(const Variable& x, int64_t size, int axis);
+std::vector<Variable> chunk(const Variable& x, int64_t n, int axis);
+Variable broadcast_to(const Variable& x, const Shape& shape);
+Variable index_select(const Variable& x, int axis, const Tensor& idx);  ///< idx: 1-D int64
+Variable gather(const Variable& x, int axis, const Tensor& idx);        ///< torch.gather
+Variable where(const Tensor& cond, const Variable& a, const Variable& b);
+Variable masked_fill(const Variable& x, const Tensor& mask, double value);
+
+}  // namespace unroll

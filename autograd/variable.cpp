@@ -1,0 +1,324 @@
+// Variable handles, recording, the backward engine and graph teardown.
+#include "autograd/function.h"
+
+#include <cmath>
+
+namespace unroll {
+
+namespace {
+
+thread_local bool t_grad_enabled = true;
+thread_local bool t_anomaly = false;
+thread_local int t_step = -1;
+thread_local int64_t t_live_nodes = 0;
+thread_local uint32_t t_epoch = 0;
+
+// Iterative teardown (Note [graph lifetime]): when a node's count drops to zero it is
+// queued; only the outermost release runs the queue, so destroying a node whose inputs
+// die with it never recurses.
+thread_local std::vector<Node*> t_dead;
+thread_local bool t_draining = false;
+
+void retain(Node* n) { ++n->refs; }
+
+void release(Node* n) {
+  if (--n->refs) return;
+  t_dead.push_back(n);
+  if (t_draining) return;
+  t_draining = true;
+  while (!t_dead.empty()) {
+    Node* d = t_dead.back();
+    t_dead.pop_back();
+    delete d;  // ~Node releases its inputs, which may queue more
+  }
+  t_draining = false;
+}
+
+std::string describe(const Node* n) {
+  std::string s = fmt::format("'{}' (shape {}", n->op ? n->op : "leaf", n->data.shape());
+  if (n->extra && !n->extra->name.empty()) s += fmt::format(", name '{}'", n->extra->name);
+  if (n->step >= 0) s += fmt::format(", step {}", n->step);
+  return s + ")";
+}
+
+bool all_finite(const Tensor& t) {
+  const int64_t n = t.numel();
+  if (t.dtype() == DType::F32) {
+    const float* p = t.data<float>();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) return false;
+  } else if (t.dtype() == DType::F64) {
+    const double* p = t.data<double>();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) return false;
+  }
+  return true;
+}
+
+// grad(n) += g. The first gradient is stored as is (no copy); a later one is added in
+// place only if no one else shares the buffer.
+void accumulate(Node* n, Tensor g) {
+  if (!n->grad.defined()) {
+    n->grad = std::move(g);
+  } else if (n->grad.unique()) {
+    add_(n->grad, g);
+  } else {
+    n->grad = add(n->grad, g);
+  }
+}
+
+Node::Extra& extra_of(Node* n) {
+  if (!n->extra) n->extra = std::make_unique<Node::Extra>();
+  return *n->extra;
+}
+
+}  // namespace
+
+// ---- Node -------------------------------------------------------------------------------
+
+Node::~Node() {
+  --t_live_nodes;
+  for (uint32_t i = 0; i < n_inputs; ++i)
+    if (inputs[i]) release(inputs[i]);
+  if (inputs != inline_inputs) delete[] inputs;
+}
+
+void Node::run_backward(const Tensor&, Grads&) {}
+
+void Node::set_inputs(std::span<const Variable* const> vars) {
+  n_inputs = static_cast<uint32_t>(vars.size());
+  inputs = n_inputs <= 3 ? inline_inputs : new Node*[n_inputs];
+  for (uint32_t i = 0; i < n_inputs; ++i) {
+    Node* in = vars[i]->node();
+    // Inputs that do not require grad are not kept: backward never visits them.
+    if (in && in->requires_grad) {
+      retain(in);
+      inputs[i] = in;
+    } else {
+      inputs[i] = nullptr;
+    }
+  }
+}
+
+bool Grads::needs(int i) const { return node_->inputs[i] != nullptr; }
+
+void Grads::add(int i, Tensor g) {
+  Node* in = node_->inputs[i];
+  if (!in) return;
+  if (!(g.shape() == in->data.shape())) g = sum_to(g, in->data.shape());
+  accumulate(in, std::move(g));
+}
+
+namespace detail {
+
+bool should_record(std::span<const Variable* const> inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Variable* v : inputs) {
+    UNROLL_CHECK(v->defined(), "record: an input Variable is undefined");
+    if (v->requires_grad()) return true;
+  }
+  return false;
+}
+
+Variable finish_record(Node* node, const char* op, Tensor&& out, std::span<const Variable* const> inputs) {
+  ++t_live_nodes;
+  node->op = op;
+  node->data = std::move(out);
+  node->requires_grad = true;
+  node->step = t_step;
+  node->set_inputs(inputs);
+  Variable v(node);
+  if (t_anomaly && !all_finite(node->data))
+    fail("anomaly: forward of {} produced NaN or Inf", describe(node));
+  return v;
+}
+
+}  // namespace detail
+
+// ---- Variable ---------------------------------------------------------------------------
+
+Variable::Variable(Tensor data, bool requires_grad) {
+  UNROLL_CHECK(data.defined(), "Variable: the tensor is undefined");
+  UNROLL_CHECK(!requires_grad || data.is_floating(), "Variable: a {} tensor cannot require grad", data.dtype());
+  node_ = new Node();
+  ++t_live_nodes;
+  node_->data = std::move(data);
+  node_->requires_grad = requires_grad;
+}
+Variable::Variable(const Variable& o) : node_(o.node_) {
+  if (node_) retain(node_);
+}
+Variable::Variable(Variable&& o) noexcept : node_(o.node_) { o.node_ = nullptr; }
+Variable& Variable::operator=(const Variable& o) {
+  if (o.node_) retain(o.node_);
+  if (node_) release(node_);
+  node_ = o.node_;
+  return *this;
+}
+Variable& Variable::operator=(Variable&& o) noexcept {
+  if (this != &o) {
+    if (node_) release(node_);
+    node_ = o.node_;
+    o.node_ = nullptr;
+  }
+  return *this;
+}
+Variable::~Variable() {
+  if (node_) release(node_);
+}
+
+static Node* checked(const Node* n, const char* what) {
+  UNROLL_CHECK(n, "{}: the Variable is undefined", what);
+  return const_cast<Node*>(n);
+}
+
+const Tensor& Variable::data() const { return checked(node_, "data")->data; }
+Tensor& Variable::data() { return checked(node_, "data")->data; }
+const Tensor& Variable::grad() const { return checked(node_, "grad")->grad; }
+Tensor& Variable::grad_mut() {
+  Node* n = checked(node_, "grad");
+  if (n->grad.defined() && !n->grad.unique()) n->grad = n->grad.clone();
+  return n->grad;
+}
+void Variable::set_grad(Tensor g) {
+  Node* n = checked(node_, "set_grad");
+  UNROLL_CHECK(!g.defined() || g.shape() == n->data.shape(), "set_grad: gradient shape {} differs from value shape {}",
+               g.shape(), n->data.shape());
+  n->grad = std::move(g);
+}
+void Variable::zero_grad() { checked(node_, "zero_grad")->grad = Tensor(); }
+bool Variable::requires_grad() const { return checked(node_, "requires_grad")->requires_grad; }
+Variable& Variable::set_requires_grad(bool on) {
+  Node* n = checked(node_, "set_requires_grad");
+  UNROLL_CHECK(n->op == nullptr, "set_requires_grad: only leaves can change requires_grad; '{}' is an op output (use detach())",
+               n->op);
+  UNROLL_CHECK(!on || n->data.is_floating(), "set_requires_grad: a {} tensor cannot require grad", n->data.dtype());
+  n->requires_grad = on;
+  return *this;
+}
+bool Variable::is_leaf() const { return checked(node_, "is_leaf")->op == nullptr; }
+const char* Variable::op_name() const {
+  const Node* n = checked(node_, "op_name");
+  return n->op ? n->op : "leaf";
+}
+void Variable::retain_grad() { checked(node_, "retain_grad")->retain_grad = true; }
+
+Variable Variable::detach() const { return Variable(data(), false); }
+
+void Variable::register_hook(std::function<void(const Tensor&)> fn) {
+  Node* n = checked(node_, "register_hook");
+  UNROLL_CHECK(n->requires_grad, "register_hook: the Variable does not require grad, so no gradient will reach it");
+  extra_of(n).hooks.push_back(std::move(fn));
+}
+
+Variable& Variable::set_name(std::string name) {
+  extra_of(checked(node_, "set_name")).name = std::move(name);
+  return *this;
+}
+std::string Variable::name() const {
+  const Node* n = checked(node_, "name");
+  return n->extra ? n->extra->name : std::string();
+}
+
+// ---- the backward engine ----------------------------------------------------------------
+
+// Reverse topological order of the nodes reachable from root through nodes that require
+// grad: an iterative depth-first search with an explicit stack, finishing a node after all
+// its inputs, so `order` lists inputs before the nodes made from them.
+static std::vector<Node*> topological_order(Node* root) {
+  const uint32_t epoch = ++t_epoch;
+  std::vector<Node*> order;
+  std::vector<std::pair<Node*, uint32_t>> stack;  // node, next input to visit
+  root->visit = epoch;
+  stack.emplace_back(root, 0);
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->n_inputs) {
+      Node* in = node->inputs[next++];
+      if (in && in->visit != epoch) {
+        in->visit = epoch;
+        stack.emplace_back(in, 0);
+      }
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return order;
+}
+
+static void run_backward(Node* root, Tensor seed, bool retain_graph) {
+  UNROLL_CHECK(root->requires_grad,
+               "backward: the Variable does not require grad: no input of the ops that made it has "
+               "requires_grad=true (or it was made under NoGradGuard)");
+  std::vector<Node*> order = topological_order(root);
+  for (Node* n : order)
+    UNROLL_CHECK(!n->released,
+                 "backward: the graph through {} was already freed by a previous backward(); pass "
+                 "BackwardOptions{{.retain_graph = true}} to the first backward() to walk it twice, or detach() "
+                 "state that is carried from one iteration to the next",
+                 describe(n));
+  // Gradients kept from earlier backward calls (a retained non-leaf gradient, or a leaf
+  // with hooks) are set aside so this pass propagates and reports only its own gradient;
+  // they are added back at the end, so gradients still accumulate across calls.
+  std::vector<std::pair<Node*, Tensor>> stashed;
+  for (Node* n : order) {
+    if (!n->grad.defined()) continue;
+    const bool keeps = n->op ? n->retain_grad : (n->extra && !n->extra->hooks.empty());
+    if (keeps) stashed.emplace_back(n, std::move(n->grad));
+    else if (n->op) n->grad = Tensor();  // left over from an interrupted backward
+  }
+  accumulate(root, std::move(seed));
+
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* n = *it;
+    if (!n->grad.defined()) continue;  // no path from the root reached it
+    if (t_anomaly && !all_finite(n->grad)) fail("anomaly: the gradient of {} contains NaN or Inf", describe(n));
+    if (n->extra)
+      for (auto& hook : n->extra->hooks) hook(n->grad);
+    if (!n->op) continue;  // a leaf keeps its gradient
+    Grads grads(n);
+    n->run_backward(n->grad, grads);
+    if (t_anomaly)
+      for (uint32_t i = 0; i < n->n_inputs; ++i)
+        if (n->inputs[i] && n->inputs[i]->grad.defined() && !all_finite(n->inputs[i]->grad))
+          fail("anomaly: backward of {} produced NaN or Inf in the gradient of its input {}", describe(n), i);
+    if (!retain_graph) {
+      n->release_saved();
+      n->released = true;
+    }
+    if (!n->retain_grad) n->grad = Tensor();
+  }
+  for (auto& [n, old] : stashed)
+    accumulate(n, std::move(old));
+}
+
+void Variable::backward(BackwardOptions opt) const {
+  Node* n = checked(node_, "backward");
+  UNROLL_CHECK(n->data.numel() == 1,
+               "backward: called on a Variable of shape {} ({} elements); backward() without a gradient needs a "
+               "one-element Variable (reduce it with sum() or mean(), or pass the upstream gradient)",
+               n->data.shape(), n->data.numel());
+  run_backward(n, ones_like(n->data), opt.retain_graph);
+}
+
+void Variable::backward(const Tensor& grad, BackwardOptions opt) const {
+  Node* n = checked(node_, "backward");
+  UNROLL_CHECK(grad.defined() && grad.shape() == n->data.shape() && grad.dtype() == n->data.dtype(),
+               "backward: the upstream gradient ({} {}) must match the Variable ({} {})",
+               grad.defined() ? grad.shape().str() : "undefined", grad.dtype(), n->data.shape(), n->data.dtype());
+  run_backward(n, grad, opt.retain_graph);
+}
+
+// ---- modes ------------------------------------------------------------------------------
+
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool on) { t_grad_enabled = on; }
+bool anomaly_mode() { return t_anomaly; }
+void set_anomaly_mode(bool on) { t_anomaly = on; }
+int current_step() { return t_step; }
+StepScope::StepScope(int step) : prev_(t_step) { t_step = step; }
+StepScope::~StepScope() { t_step = prev_; }
+int64_t live_nodes() { return t_live_nodes; }
+
+}  // namespace unroll

@@ -1,0 +1,799 @@
+// Numeric kernels: elementwise ops with broadcasting, in-place updates, matmul, reductions,
+// softmax, where/masked_fill and the comparison helpers.
+//
+// Every op validates its arguments, dispatches ONCE on the dtype to a template kernel over
+// the element type (float or double; int64 only where noted), and runs plain loops that
+// the compiler can vectorise. No allocation other than the output tensor.
+#include "core/gemm.h"
+#include "core/tensor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace unroll {
+namespace {
+
+void check_defined(const char* op, const Tensor& t) { UNROLL_CHECK(t.defined(), "{}: the tensor is undefined", op); }
+
+/// Calls f.template operator()<T>() with T = float or double; int64 is rejected.
+template <typename F>
+void dispatch_float(const char* op, DType dt, F&& f) {
+  switch (dt) {
+    case DType::F32: f.template operator()<float>(); return;
+    case DType::F64: f.template operator()<double>(); return;
+    case DType::I64: break;
+  }
+  fail("{}: expected a floating tensor, got {}", op, dt);
+}
+
+/// Calls f.template operator()<T>() with T = float, double or int64_t.
+template <typename F>
+void dispatch_any(DType dt, F&& f) {
+  switch (dt) {
+    case DType::F32: f.template operator()<float>(); return;
+    case DType::F64: f.template operator()<double>(); return;
+    case DType::I64: f.template operator()<int64_t>(); return;
+  }
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  UNROLL_CHECK(a.dtype() == b.dtype(), "{}: dtypes {} and {} differ (shapes {} and {})", op, a.dtype(), b.dtype(),
+               a.shape(), b.shape());
+}
+
+// Note [broadcast plan]
+// An elementwise loop over an iteration shape with N operands, each with its own element
+// strides (0 on broadcast dimensions). Size-1 dimensions are dropped and adjacent
+// dimensions merged when every operand is contiguous across them, so [B,H] + [H] becomes a
+// 2-D loop and same-layout operands a 1-D loop. The innermost dimension is the inner loop;
+// kernels specialise it on the operands' inner strides (0 or 1) so it vectorises.
+template <int N>
+struct Plan {
+  int nd = 0;
+  int64_t size[kMaxDims];
+  int64_t st[N][kMaxDims];
+  int64_t inner(int k) const { return st[k][nd - 1]; }
+};
+
+/// Element strides of shape `s` broadcast (right-aligned) to the iteration shape `it`.
+void broadcast_strides(const Shape& s, const Shape& it, int64_t* st) {
+  const int nd = it.ndim(), off = nd - s.ndim();
+  int64_t stride = 1;
+  for (int d = nd - 1; d >= 0; --d) {
+    if (d < off) {
+      st[d] = 0;
+      continue;
+    }
+    const int64_t n = s[d - off];
+    st[d] = (n == 1) ? 0 : stride;
+    stride *= n;
+  }
+}
+
+template <int N>
+Plan<N> make_plan(const Shape& it, const Shape* const (&shapes)[N]) {
+  int64_t st[N][kMaxDims];
+  for (int k = 0; k < N; ++k) broadcast_strides(*shapes[k], it, st[k]);
+  Plan<N> p;
+  for (int d = 0; d < it.ndim(); ++d) {
+    if (it[d] == 1) continue;
+    bool merge = p.nd > 0;
+    for (int k = 0; k < N && merge; ++k) merge = p.st[k][p.nd - 1] == st[k][d] * it[d];
+    if (merge) {
+      p.size[p.nd - 1] *= it[d];
+      for (int k = 0; k < N; ++k) p.st[k][p.nd - 1] = st[k][d];
+    } else {
+      p.size[p.nd] = it[d];
+      for (int k = 0; k < N; ++k) p.st[k][p.nd] = st[k][d];
+      ++p.nd;
+    }
+  }
+  if (p.nd == 0) {  // one element
+    p.nd = 1;
+    p.size[0] = 1;
+    for (int k = 0; k < N; ++k) p.st[k][0] = 0;
+  }
+  return p;
+}
+
+/// Calls row(off, n) for every innermost row: off[k] is operand k's element offset.
+template <int N, typename Row>
+void run_plan(const Plan<N>& p, Row&& row) {
+  const int last = p.nd - 1;
+  const int64_t n = p.size[last];
+  int64_t outer = 1;
+  for (int d = 0; d < last; ++d) outer *= p.size[d];
+  int64_t idx[kMaxDims] = {};
+  int64_t off[N] = {};
+  for (int64_t r = 0; r < outer; ++r) {
+    row(static_cast<const int64_t*>(off), n);
+    for (int d = last - 1; d >= 0; --d) {
+      for (int k = 0; k < N; ++k) off[k] += p.st[k][d];
+      if (++idx[d] < p.size[d]) break;
+      for (int k = 0; k < N; ++k) off[k] -= p.st[k][d] * p.size[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/// True when `s` without its leading 1s equals the trailing dimensions of `out`.
+bool is_trailing(const Shape& s, const Shape& out) {
+  int first = 0;
+  while (first < s.ndim() && s[first] == 1) ++first;
+  const int k = s.ndim() - first;
+  if (k > out.ndim()) return false;
+  for (int i = 0; i < k; ++i)
+    if (s[first + i] != out[out.ndim() - k + i]) return false;
+  return true;
+}
+
+/// o = f(a, b) with broadcasting; see the fast paths below.
+template <typename T, typename R, typename F>
+void binary_kernel(const T* pa, const Shape& as, const T* pb, const Shape& bs, R* po, const Shape& os, F f) {
+  const int64_t n = os.numel(), na = as.numel(), nb = bs.numel();
+  if (n == 0) return;
+  if (na == n && nb == n) {  // same layout (shapes differ at most by 1s)
+    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+  } else if (nb == 1 && na == n) {
+    const T s = pb[0];
+    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], s);
+  } else if (na == 1 && nb == n) {
+    const T s = pa[0];
+    for (int64_t i = 0; i < n; ++i) po[i] = f(s, pb[i]);
+  } else if (na == n && is_trailing(bs, os)) {  // [B,H] op [H]
+    for (int64_t o = 0; o < n; o += nb)
+      for (int64_t j = 0; j < nb; ++j) po[o + j] = f(pa[o + j], pb[j]);
+  } else if (nb == n && is_trailing(as, os)) {  // [H] op [B,H]
+    for (int64_t o = 0; o < n; o += na)
+      for (int64_t j = 0; j < na; ++j) po[o + j] = f(pa[j], pb[o + j]);
+  } else {
+    const Shape* shapes[3] = {&os, &as, &bs};
+    const Plan<3> p = make_plan(os, shapes);
+    const int64_t sa = p.inner(1), sb = p.inner(2);
+    run_plan(p, [&](const int64_t* off, int64_t m) {
+      R* o = po + off[0];
+      const T* x = pa + off[1];
+      const T* y = pb + off[2];
+      if (sa == 1 && sb == 1) {
+        for (int64_t i = 0; i < m; ++i) o[i] = f(x[i], y[i]);
+      } else if (sa == 1) {
+        const T v = *y;
+        for (int64_t i = 0; i < m; ++i) o[i] = f(x[i], v);
+      } else if (sb == 1) {
+        const T v = *x;
+        for (int64_t i = 0; i < m; ++i) o[i] = f(v, y[i]);
+      } else {
+        const R v = f(*x, *y);
+        for (int64_t i = 0; i < m; ++i) o[i] = v;
+      }
+    });
+  }
+}
+
+template <typename F>
+Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
+  check_defined(op, a);
+  check_defined(op, b);
+  check_same_dtype(op, a, b);
+  Tensor out;
+  dispatch_float(op, a.dtype(), [&]<typename T>() {
+    const Shape os = a.shape() == b.shape() ? a.shape() : broadcast_shapes(op, a.shape(), b.shape());
+    out = Tensor::empty(os, a.dtype());
+    binary_kernel(a.data<T>(), a.shape(), b.data<T>(), b.shape(), out.data<T>(), os, f);
+  });
+  return out;
+}
+
+/// Comparisons accept every dtype (int64 too) and give 1 or 0 in a's dtype.
+template <typename F>
+Tensor compare(const char* op, const Tensor& a, const Tensor& b, F f) {
+  check_defined(op, a);
+  check_defined(op, b);
+  check_same_dtype(op, a, b);
+  const Shape os = a.shape() == b.shape() ? a.shape() : broadcast_shapes(op, a.shape(), b.shape());
+  Tensor out = Tensor::empty(os, a.dtype());
+  dispatch_any(a.dtype(), [&]<typename T>() {
+    binary_kernel(a.data<T>(), a.shape(), b.data<T>(), b.shape(), out.data<T>(), os,
+                  [f](T x, T y) { return f(x, y) ? T(1) : T(0); });
+  });
+  return out;
+}
+
+template <typename F>
+Tensor unary(const char* op, const Tensor& x, F f) {
+  check_defined(op, x);
+  Tensor out;
+  dispatch_float(op, x.dtype(), [&]<typename T>() {
+    out = Tensor::empty(x.shape(), x.dtype());
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    const int64_t n = x.numel();
+    for (int64_t i = 0; i < n; ++i) po[i] = f(px[i]);
+  });
+  return out;
+}
+
+/// Sum of n contiguous elements with 8 independent accumulators (vectorisable, and a
+/// little more accurate than one running sum).
+template <typename T>
+T sum_contig(const T* p, int64_t n) {
+  T acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += p[i + k];
+  T s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+
+}  // namespace
+
+// ---- elementwise ----------------------------------------------------------------------
+
+Tensor neg(const Tensor& x) { return unary("neg", x, [](auto v) { return -v; }); }
+Tensor exp(const Tensor& x) { return unary("exp", x, [](auto v) { return std::exp(v); }); }
+Tensor log(const Tensor& x) { return unary("log", x, [](auto v) { return std::log(v); }); }
+Tensor tanh(const Tensor& x) { return unary("tanh", x, [](auto v) { return std::tanh(v); }); }
+// sigmoid(x) = 1 / (1 + e^-x); e^-x overflows to inf for very negative x, giving 0.
+Tensor sigmoid(const Tensor& x) {
+  return unary("sigmoid", x, [](auto v) {
+    using T = decltype(v);
+    return T(1) / (T(1) + std::exp(-v));
+  });
+}
+// relu keeps NaN (like PyTorch): v < 0 is false for NaN.
+Tensor relu(const Tensor& x) {
+  return unary("relu", x, [](auto v) { return v < decltype(v)(0) ? decltype(v)(0) : v; });
+}
+Tensor sqrt(const Tensor& x) { return unary("sqrt", x, [](auto v) { return std::sqrt(v); }); }
+Tensor abs(const Tensor& x) { return unary("abs", x, [](auto v) { return std::abs(v); }); }
+Tensor sign(const Tensor& x) {
+  return unary("sign", x, [](auto v) {
+    using T = decltype(v);
+    return static_cast<T>((T(0) < v) - (v < T(0)));
+  });
+}
+Tensor pow(const Tensor& x, double p) {
+  if (p == 2.0) return unary("pow", x, [](auto v) { return v * v; });
+  if (p == 1.0) return unary("pow", x, [](auto v) { return v; });
+  if (p == 0.5) return unary("pow", x, [](auto v) { return std::sqrt(v); });
+  return unary("pow", x, [p](auto v) {
+    using T = decltype(v);
+    return static_cast<T>(std::pow(v, static_cast<T>(p)));
+  });
+}
+Tensor clamp(const Tensor& x, double lo, double hi) {
+  UNROLL_CHECK(!(lo > hi), "clamp: lower bound {} is greater than upper bound {}", lo, hi);
+  return unary("clamp", x, [lo, hi](auto v) {
+    using T = decltype(v);
+    return std::min(std::max(v, static_cast<T>(lo)), static_cast<T>(hi));
+  });
+}
+
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
+  const int nd = std::max(a.ndim(), b.ndim());
+  Shape out;
+  for (int d = 0; d < nd; ++d) {
+    const int ia = d - (nd - a.ndim()), ib = d - (nd - b.ndim());
+    const int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
+    UNROLL_CHECK(da == db || da == 1 || db == 1, "{}: shapes {} and {} cannot be broadcast (dimension {}: {} vs {})", op,
+                 a, b, d, da, db);
+    out.push_back(da == 1 ? db : da);
+  }
+  return out;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary("add", a, b, [](auto x, auto y) { return x + y; }); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary("sub", a, b, [](auto x, auto y) { return x - y; }); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary("mul", a, b, [](auto x, auto y) { return x * y; }); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary("div", a, b, [](auto x, auto y) { return x / y; }); }
+// maximum/minimum propagate NaN from either side, like torch.maximum.
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return binary("maximum", a, b, [](auto x, auto y) { return (x > y || x != x) ? x : y; });
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return binary("minimum", a, b, [](auto x, auto y) { return (x < y || x != x) ? x : y; });
+}
+
+Tensor add(const Tensor& a, double s) {
+  return unary("add", a, [s](auto v) { return v + static_cast<decltype(v)>(s); });
+}
+Tensor sub(const Tensor& a, double s) {
+  return unary("sub", a, [s](auto v) { return v - static_cast<decltype(v)>(s); });
+}
+Tensor mul(const Tensor& a, double s) {
+  return unary("mul", a, [s](auto v) { return v * static_cast<decltype(v)>(s); });
+}
+Tensor div(const Tensor& a, double s) {
+  return unary("div", a, [s](auto v) { return v / static_cast<decltype(v)>(s); });
+}
+Tensor rsub(double s, const Tensor& a) {
+  return unary("rsub", a, [s](auto v) { return static_cast<decltype(v)>(s) - v; });
+}
+Tensor rdiv(double s, const Tensor& a) {
+  return unary("rdiv", a, [s](auto v) { return static_cast<decltype(v)>(s) / v; });
+}
+
+Tensor gt(const Tensor& a, const Tensor& b) { return compare("gt", a, b, [](auto x, auto y) { return x > y; }); }
+Tensor ge(const Tensor& a, const Tensor& b) { return compare("ge", a, b, [](auto x, auto y) { return x >= y; }); }
+Tensor eq(const Tensor& a, const Tensor& b) { return compare("eq", a, b, [](auto x, auto y) { return x == y; }); }
+
+// sum_to: the adjoint of broadcasting. Iterates over x with the output's strides set to 0
+// on the summed dimensions (Note [broadcast plan]). Returns x itself (sharing storage) when
+// the shapes already agree.
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  check_defined("sum_to", x);
+  const Shape& xs = x.shape();
+  bool ok = shape.ndim() <= xs.ndim();
+  for (int i = 0; ok && i < shape.ndim(); ++i) {
+    const int64_t d = shape[i], e = xs[xs.ndim() - shape.ndim() + i];
+    ok = d == e || d == 1;
+  }
+  UNROLL_CHECK(ok, "sum_to: cannot sum {} down to {} ({} does not broadcast to {})", xs, shape, shape, xs);
+  if (shape == xs) return x;
+  Tensor out;
+  dispatch_float("sum_to", x.dtype(), [&]<typename T>() {
+    out = zeros(shape, x.dtype());
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    if (x.numel() == 0) return;
+    if (shape.numel() == 1) {
+      po[0] = sum_contig(px, x.numel());
+      return;
+    }
+    const Shape* shapes[2] = {&xs, &shape};
+    const Plan<2> p = make_plan(xs, shapes);
+    const int64_t so = p.inner(1);
+    run_plan(p, [&](const int64_t* off, int64_t m) {
+      const T* xr = px + off[0];
+      T* o = po + off[1];
+      if (so == 1) {
+        for (int64_t i = 0; i < m; ++i) o[i] += xr[i];
+      } else {
+        o[0] += sum_contig(xr, m);
+      }
+    });
+  });
+  return out;
+}
+
+Tensor broadcast_to(const Tensor& x, const Shape& shape) {
+  check_defined("broadcast_to", x);
+  const Shape& xs = x.shape();
+  bool ok = xs.ndim() <= shape.ndim();
+  for (int i = 0; ok && i < xs.ndim(); ++i) {
+    const int64_t d = xs[i], e = shape[shape.ndim() - xs.ndim() + i];
+    ok = d == e || d == 1;
+  }
+  UNROLL_CHECK(ok, "broadcast_to: {} cannot be broadcast to {}", xs, shape);
+  Tensor out = Tensor::empty(shape, x.dtype());
+  if (out.numel() == 0) return out;
+  dispatch_any(x.dtype(), [&]<typename T>() {
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    const Shape* shapes[2] = {&shape, &xs};
+    const Plan<2> p = make_plan(shape, shapes);
+    const int64_t sx = p.inner(1);
+    run_plan(p, [&](const int64_t* off, int64_t m) {
+      T* o = po + off[0];
+      const T* xr = px + off[1];
+      if (sx == 1) {
+        std::memcpy(o, xr, static_cast<size_t>(m) * sizeof(T));
+      } else {
+        const T v = *xr;
+        for (int64_t i = 0; i < m; ++i) o[i] = v;
+      }
+    });
+  });
+  return out;
+}
+
+Tensor operator-(const Tensor& a) { return neg(a); }
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator+(const Tensor& a, double s) { return add(a, s); }
+Tensor operator-(const Tensor& a, double s) { return sub(a, s); }
+Tensor operator*(const Tensor& a, double s) { return mul(a, s); }
+Tensor operator/(const Tensor& a, double s) { return div(a, s); }
+Tensor operator+(double s, const Tensor& a) { return add(a, s); }
+Tensor operator-(double s, const Tensor& a) { return rsub(s, a); }
+Tensor operator*(double s, const Tensor& a) { return mul(a, s); }
+Tensor operator/(double s, const Tensor& a) { return rdiv(s, a); }
+
+// ---- in place -------------------------------------------------------------------------
+
+static void check_same(const char* op, const Tensor& dst, const Tensor& src) {
+  check_defined(op, dst);
+  check_defined(op, src);
+  UNROLL_CHECK(dst.shape() == src.shape(), "{}: shapes {} and {} differ", op, dst.shape(), src.shape());
+  check_same_dtype(op, dst, src);
+}
+
+void add_(Tensor& dst, const Tensor& src, double alpha) {
+  check_same("add_", dst, src);
+  dispatch_float("add_", dst.dtype(), [&]<typename T>() {
+    T* d = dst.data<T>();
+    const T* s = src.data<T>();
+    const int64_t n = dst.numel();
+    if (alpha == 1.0) {
+      for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+    } else {
+      const T a = static_cast<T>(alpha);
+      for (int64_t i = 0; i < n; ++i) d[i] += a * s[i];
+    }
+  });
+}
+
+void mul_(Tensor& dst, double s) {
+  check_defined("mul_", dst);
+  dispatch_float("mul_", dst.dtype(), [&]<typename T>() {
+    T* d = dst.data<T>();
+    const T a = static_cast<T>(s);
+    const int64_t n = dst.numel();
+    for (int64_t i = 0; i < n; ++i) d[i] *= a;
+  });
+}
+
+void fill_(Tensor& dst, double value) {
+  check_defined("fill_", dst);
+  dispatch_any(dst.dtype(), [&]<typename T>() {
+    std::fill_n(dst.data<T>(), dst.numel(), static_cast<T>(value));
+  });
+}
+
+void copy_(Tensor& dst, const Tensor& src) {
+  check_same("copy_", dst, src);
+  if (dst.same_storage(src)) return;
+  std::memcpy(dst.raw_data(), src.raw_data(), static_cast<size_t>(dst.numel()) * dtype_size(dst.dtype()));
+}
+
+// ---- matmul ---------------------------------------------------------------------------
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  check_defined("matmul", a);
+  check_defined("matmul", b);
+  // "[32,64] x [256,128]^T", only formatted when a check fails.
+  auto desc = [&] {
+    return fmt::format("{}{} x {}{}", a.shape(), trans_a ? "^T" : "", b.shape(), trans_b ? "^T" : "");
+  };
+  const int ra = a.ndim(), rb = b.ndim();
+  UNROLL_CHECK((ra == 2 && rb == 2) || (ra == 3 && rb == 3) || (ra == 3 && rb == 2),
+               "matmul: {}: unsupported ranks {} and {} (expected 2-D x 2-D, 3-D x 3-D or 3-D x 2-D)", desc(), ra,
+               rb);
+  UNROLL_CHECK(a.dtype() == b.dtype(), "matmul: {}: dtypes {} and {} differ", desc(), a.dtype(), b.dtype());
+  const int64_t batch = ra == 3 ? a.size(0) : 1;
+  UNROLL_CHECK(rb == 2 || b.size(0) == batch, "matmul: {}: batch sizes {} and {} differ", desc(), batch, b.size(0));
+  const int64_t a_rows = a.size(-2), a_cols = a.size(-1), b_rows = b.size(-2), b_cols = b.size(-1);
+  const int64_t M = trans_a ? a_cols : a_rows, K = trans_a ? a_rows : a_cols;
+  const int64_t Kb = trans_b ? b_cols : b_rows, N = trans_b ? b_rows : b_cols;
+  UNROLL_CHECK(K == Kb, "matmul: {}: inner dimensions {} and {} differ", desc(), K, Kb);
+
+  Tensor out;
+  dispatch_float("matmul", a.dtype(), [&]<typename T>() {
+    out = Tensor::empty(ra == 3 ? Shape{batch, M, N} : Shape{M, N}, a.dtype());
+    T* C = out.data<T>();
+    if (out.numel() == 0) return;
+    if (K == 0) {
+      std::fill_n(C, out.numel(), T(0));
+      return;
+    }
+    const T* A = a.data<T>();
+    const T* B = b.data<T>();
+    if (rb == 2 && !trans_a) {
+      // [B,M,K] x [K,N]: the batch folds into the rows of one product.
+      kernels::gemm(false, trans_b, batch * M, N, K, T(1), A, a_cols, B, b_cols, T(0), C, N);
+      return;
+    }
+    const int64_t b_step = rb == 3 ? b_rows * b_cols : 0;
+    for (int64_t i = 0; i < batch; ++i)
+      kernels::gemm(trans_a, trans_b, M, N, K, T(1), A + i * a_rows * a_cols, a_cols, B + i * b_step, b_cols, T(0),
+                    C + i * M * N, N);
+  });
+  return out;
+}
+
+// ---- reductions -----------------------------------------------------------------------
+// A reduction along `axis` views x as [outer, n, inner]; the result is [outer, inner].
+
+namespace {
+
+struct Axis3 {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+Axis3 view3(const Shape& s, int axis) {
+  Axis3 v;
+  for (int d = 0; d < axis; ++d) v.outer *= s[d];
+  v.n = s[axis];
+  for (int d = axis + 1; d < s.ndim(); ++d) v.inner *= s[d];
+  return v;
+}
+
+Shape reduced_shape(const Shape& s, int axis, bool keepdim) {
+  Shape out;
+  for (int d = 0; d < s.ndim(); ++d) {
+    if (d != axis) out.push_back(s[d]);
+    else if (keepdim) out.push_back(1);
+  }
+  return out;
+}
+
+/// NaN-propagating "better" tests for max and min.
+template <typename T>
+bool max_better(T v, T best) {
+  return v > best || (v != v && best == best);
+}
+template <typename T>
+bool min_better(T v, T best) {
+  return v < best || (v != v && best == best);
+}
+
+template <bool IsMax>
+Tensor reduce_extreme(const char* op, const Tensor& x, int axis, bool keepdim) {
+  check_defined(op, x);
+  const int ax = normalize_axis(op, axis, x.ndim());
+  const Axis3 v = view3(x.shape(), ax);
+  UNROLL_CHECK(v.n > 0, "{}: axis {} of shape {} is empty", op, axis, x.shape());
+  Tensor out;
+  dispatch_float(op, x.dtype(), [&]<typename T>() {
+    out = Tensor::empty(reduced_shape(x.shape(), ax, keepdim), x.dtype());
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    if (v.inner == 1) {  // rows are contiguous: one scan per row
+      for (int64_t o = 0; o < v.outer; ++o) {
+        const T* xr = px + o * v.n;
+        T best = xr[0];
+        for (int64_t k = 1; k < v.n; ++k) best = (IsMax ? max_better(xr[k], best) : min_better(xr[k], best)) ? xr[k] : best;
+        po[o] = best;
+      }
+      return;
+    }
+    for (int64_t o = 0; o < v.outer; ++o) {
+      const T* xo = px + o * v.n * v.inner;
+      T* oo = po + o * v.inner;
+      std::copy_n(xo, v.inner, oo);
+      for (int64_t k = 1; k < v.n; ++k) {
+        const T* xr = xo + k * v.inner;
+        for (int64_t j = 0; j < v.inner; ++j) {
+          const bool better = IsMax ? max_better(xr[j], oo[j]) : min_better(xr[j], oo[j]);
+          oo[j] = better ? xr[j] : oo[j];
+        }
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x) {
+  check_defined("sum", x);
+  Tensor out;
+  dispatch_float("sum", x.dtype(), [&]<typename T>() {
+    out = Tensor::empty(Shape{}, x.dtype());
+    out.data<T>()[0] = sum_contig(x.data<T>(), x.numel());
+  });
+  return out;
+}
+
+Tensor sum(const Tensor& x, int axis, bool keepdim) {
+  check_defined("sum", x);
+  const int ax = normalize_axis("sum", axis, x.ndim());
+  const Axis3 v = view3(x.shape(), ax);
+  Tensor out;
+  dispatch_float("sum", x.dtype(), [&]<typename T>() {
+    out = Tensor::empty(reduced_shape(x.shape(), ax, keepdim), x.dtype());
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    if (v.inner == 1) {
+      for (int64_t o = 0; o < v.outer; ++o) po[o] = sum_contig(px + o * v.n, v.n);
+      return;
+    }
+    std::fill_n(po, out.numel(), T(0));
+    for (int64_t o = 0; o < v.outer; ++o) {
+      T* oo = po + o * v.inner;
+      for (int64_t k = 0; k < v.n; ++k) {
+        const T* xr = px + (o * v.n + k) * v.inner;
+        for (int64_t j = 0; j < v.inner; ++j) oo[j] += xr[j];
+      }
+    }
+  });
+  return out;
+}
+
+Tensor mean(const Tensor& x) {
+  check_defined("mean", x);
+  UNROLL_CHECK(x.numel() > 0, "mean: the tensor of shape {} is empty", x.shape());
+  Tensor out = sum(x);
+  mul_(out, 1.0 / static_cast<double>(x.numel()));
+  return out;
+}
+
+Tensor mean(const Tensor& x, int axis, bool keepdim) {
+  check_defined("mean", x);
+  const int64_t n = x.shape()[normalize_axis("mean", axis, x.ndim())];
+  UNROLL_CHECK(n > 0, "mean: axis {} of shape {} is empty", axis, x.shape());
+  Tensor out = sum(x, axis, keepdim);
+  mul_(out, 1.0 / static_cast<double>(n));
+  return out;
+}
+
+Tensor max(const Tensor& x) {
+  check_defined("max", x);
+  UNROLL_CHECK(x.numel() > 0, "max: the tensor of shape {} is empty", x.shape());
+  Tensor out;
+  dispatch_float("max", x.dtype(), [&]<typename T>() {
+    out = Tensor::empty(Shape{}, x.dtype());
+    const T* px = x.data<T>();
+    T best = px[0];
+    for (int64_t i = 1; i < x.numel(); ++i) best = max_better(px[i], best) ? px[i] : best;
+    out.data<T>()[0] = best;
+  });
+  return out;
+}
+
+Tensor max(const Tensor& x, int axis, bool keepdim) { return reduce_extreme<true>("max", x, axis, keepdim); }
+Tensor min(const Tensor& x, int axis, bool keepdim) { return reduce_extreme<false>("min", x, axis, keepdim); }
+
+Tensor argmax(const Tensor& x, int axis, bool keepdim) {
+  check_defined("argmax", x);
+  const int ax = normalize_axis("argmax", axis, x.ndim());
+  const Axis3 v = view3(x.shape(), ax);
+  UNROLL_CHECK(v.n > 0, "argmax: axis {} of shape {} is empty", axis, x.shape());
+  Tensor out = Tensor::empty(reduced_shape(x.shape(), ax, keepdim), DType::I64);
+  int64_t* po = out.data<int64_t>();
+  dispatch_float("argmax", x.dtype(), [&]<typename T>() {
+    const T* px = x.data<T>();
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t j = 0; j < v.inner; ++j) {
+        const T* xr = px + o * v.n * v.inner + j;
+        T best = xr[0];
+        int64_t at = 0;
+        for (int64_t k = 1; k < v.n; ++k)
+          if (max_better(xr[k * v.inner], best)) {  // strictly better: the first maximum wins
+            best = xr[k * v.inner];
+            at = k;
+          }
+        po[o * v.inner + j] = at;
+      }
+  });
+  return out;
+}
+
+// softmax: y = exp(x - max) / sum(exp(x - max)); log_softmax: y = x - max - log(sum(exp(x - max))).
+// Subtracting the row maximum keeps exp from overflowing, so log_softmax of [1e4, 0] is
+// [0, -1e4]. A row that is entirely -inf gives NaN (-inf - -inf), as in PyTorch.
+namespace {
+
+template <bool Log>
+Tensor softmax_impl(const char* op, const Tensor& x, int axis) {
+  check_defined(op, x);
+  const int ax = normalize_axis(op, axis, x.ndim());
+  const Axis3 v = view3(x.shape(), ax);
+  Tensor out;
+  dispatch_float(op, x.dtype(), [&]<typename T>() {
+    out = Tensor::empty(x.shape(), x.dtype());
+    if (x.numel() == 0) return;
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    const int64_t n = v.n, s = v.inner;
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t j = 0; j < s; ++j) {
+        const T* xr = px + o * n * s + j;
+        T* yr = po + o * n * s + j;
+        T m = xr[0];
+        for (int64_t k = 1; k < n; ++k) m = max_better(xr[k * s], m) ? xr[k * s] : m;
+        T total = 0;
+        if constexpr (Log) {
+          for (int64_t k = 0; k < n; ++k) total += std::exp(xr[k * s] - m);
+          const T shift = m + std::log(total);
+          for (int64_t k = 0; k < n; ++k) yr[k * s] = xr[k * s] - shift;
+        } else {
+          for (int64_t k = 0; k < n; ++k) {
+            const T e = std::exp(xr[k * s] - m);
+            yr[k * s] = e;
+            total += e;
+          }
+          const T inv = T(1) / total;
+          for (int64_t k = 0; k < n; ++k) yr[k * s] *= inv;
+        }
+      }
+  });
+  return out;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int axis) { return softmax_impl<false>("softmax", x, axis); }
+Tensor log_softmax(const Tensor& x, int axis) { return softmax_impl<true>("log_softmax", x, axis); }
+
+// ---- where / masked_fill (broadcasting selections) ---------------------------------------
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  check_defined("where", cond);
+  check_defined("where", a);
+  check_defined("where", b);
+  check_same_dtype("where", a, b);
+  const Shape os = broadcast_shapes("where", cond.shape(), broadcast_shapes("where", a.shape(), b.shape()));
+  Tensor out;
+  dispatch_float("where", a.dtype(), [&]<typename T>() {
+    out = Tensor::empty(os, a.dtype());
+    if (out.numel() == 0) return;
+    dispatch_any(cond.dtype(), [&]<typename C>() {
+      const Shape* shapes[4] = {&os, &cond.shape(), &a.shape(), &b.shape()};
+      const Plan<4> p = make_plan(os, shapes);
+      const int64_t sc = p.inner(1), sa = p.inner(2), sb = p.inner(3);
+      const C* pc = cond.data<C>();
+      const T* pa = a.data<T>();
+      const T* pb = b.data<T>();
+      T* po = out.data<T>();
+      run_plan(p, [&](const int64_t* off, int64_t m) {
+        const C* c = pc + off[1];
+        const T* x = pa + off[2];
+        const T* y = pb + off[3];
+        T* o = po + off[0];
+        for (int64_t i = 0; i < m; ++i) o[i] = c[i * sc] != C(0) ? x[i * sa] : y[i * sb];
+      });
+    });
+  });
+  return out;
+}
+
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
+  check_defined("masked_fill", x);
+  check_defined("masked_fill", mask);
+  const Shape os = broadcast_shapes("masked_fill", x.shape(), mask.shape());
+  UNROLL_CHECK(os == x.shape(), "masked_fill: mask of shape {} does not broadcast to the tensor's shape {}",
+               mask.shape(), x.shape());
+  Tensor out;
+  dispatch_float("masked_fill", x.dtype(), [&]<typename T>() {
+    out = Tensor::empty(os, x.dtype());
+    if (out.numel() == 0) return;
+    dispatch_any(mask.dtype(), [&]<typename C>() {
+      const Shape* shapes[2] = {&os, &mask.shape()};
+      const Plan<2> p = make_plan(os, shapes);
+      const int64_t sm = p.inner(1);
+      const C* pm = mask.data<C>();
+      const T* px = x.data<T>();
+      T* po = out.data<T>();
+      const T fillv = static_cast<T>(value);
+      run_plan(p, [&](const int64_t* off, int64_t m) {
+        const C* c = pm + off[1];
+        const T* xr = px + off[0];
+        T* o = po + off[0];
+        if (sm == 1) {
+          for (int64_t i = 0; i < m; ++i) o[i] = c[i] != C(0) ? fillv : xr[i];
+        } else {
+          if (c[0] != C(0)) std::fill_n(o, m, fillv);
+          else std::copy_n(xr, m, o);
+        }
+      });
+    });
+  });
+  return out;
+}
+
+// ---- comparison helpers ------------------------------------------------------------------
+
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
+  if (!(a.shape() == b.shape())) return false;
+  const std::vector<double> x = a.to_vector(), y = b.to_vector();
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (x[i] == y[i]) continue;  // also equal infinities
+    if (!(std::abs(x[i] - y[i]) <= atol + rtol * std::abs(y[i]))) return false;  // NaN fails
+  }
+  return true;
+}
+
+bool equal(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
+  if (!(a.shape() == b.shape()) || a.dtype() != b.dtype()) return false;
+  return std::memcmp(a.raw_data(), b.raw_data(), static_cast<size_t>(a.numel()) * dtype_size(a.dtype())) == 0;
+}
+
+}  // namespace unroll

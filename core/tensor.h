@@ -1,0 +1,277 @@
+#pragma once
+// Tensor: a dtype, a shape and contiguous row-major storage. Nothing here knows about
+// gradients; autograd/ wraps Tensors into Variables.
+//
+// Note [tensor storage]
+// A Tensor is a cheap handle (pointer + shape + dtype) to a reference-counted Storage.
+// Storage is always contiguous and row-major with no offset, so every kernel can treat a
+// tensor as a flat array. Copying a Tensor shares the storage (like torch.Tensor); ops
+// return new tensors; reshape of a contiguous tensor shares storage. Buffers come from a
+// per-thread pool of power-of-two size classes, so the steady state of a training loop
+// does not call malloc. Reference counts are not atomic: a Tensor belongs to one thread at
+// a time (kernels may still split work on raw pointers across threads).
+#include "core/error.h"
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace unroll {
+
+/// Element types. F32 is the default; F64 is used for gradient checks; I64 holds indices
+/// (gather/index_select/targets) and is not accepted by arithmetic ops.
+enum class DType : uint8_t { F32, F64, I64 };
+const char* dtype_name(DType t);  ///< "float32", "float64", "int64"
+size_t dtype_size(DType t);
+
+constexpr int kMaxDims = 8;
+
+/// A shape of up to kMaxDims dimensions, stored inline (no allocation).
+class Shape {
+public:
+  Shape() = default;
+  Shape(std::initializer_list<int64_t> dims);
+  explicit Shape(std::span<const int64_t> dims);
+  int ndim() const { return n_; }
+  int64_t operator[](int i) const { return d_[static_cast<size_t>(i)]; }
+  int64_t& operator[](int i) { return d_[static_cast<size_t>(i)]; }
+  int64_t numel() const;
+  const int64_t* begin() const { return d_.data(); }
+  const int64_t* end() const { return d_.data() + n_; }
+  void push_back(int64_t v);
+  bool operator==(const Shape& o) const;
+  std::string str() const;  ///< "[2,3]"
+private:
+  std::array<int64_t, kMaxDims> d_{};
+  int n_ = 0;
+};
+
+/// Turns a possibly negative axis into 0..ndim-1, or throws naming the op.
+int normalize_axis(const char* op, int axis, int ndim);
+
+struct Storage;
+
+class Tensor {
+public:
+  Tensor() = default;  ///< an undefined tensor (defined() == false)
+  Tensor(const Tensor& o);
+  Tensor(Tensor&& o) noexcept;
+  Tensor& operator=(const Tensor& o);
+  Tensor& operator=(Tensor&& o) noexcept;
+  ~Tensor();
+
+  /// Uninitialised tensor of the given shape (torch.empty).
+  static Tensor empty(const Shape& shape, DType dtype = DType::F32);
+
+  bool defined() const { return st_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int ndim() const { return shape_.ndim(); }
+  int64_t size(int axis) const;  ///< negative axes count from the end
+  int64_t numel() const { return shape_.numel(); }
+  DType dtype() const { return dtype_; }
+  bool is_floating() const { return dtype_ != DType::I64; }
+
+  /// Typed pointer to the elements; throws if T does not match the dtype.
+  template <typename T> T* data();
+  template <typename T> const T* data() const;
+  void* raw_data();
+  const void* raw_data() const;
+
+  double item() const;                          ///< the value of a one-element tensor
+  double at(std::initializer_list<int64_t> index) const;  ///< one element, bounds-checked
+  std::vector<double> to_vector() const;       ///< all elements as doubles
+  std::vector<int64_t> to_indices() const;     ///< all elements of an I64 tensor
+
+  Tensor clone() const;                   ///< deep copy
+  Tensor to(DType dtype) const;           ///< converted copy (or *this if same dtype)
+  Tensor reshape(const Shape& shape) const;  ///< shares storage; one dim may be -1
+
+  /// True when no other Tensor shares this storage (safe to modify in place).
+  bool unique() const;
+  bool same_storage(const Tensor& o) const { return st_ == o.st_; }
+
+private:
+  Storage* st_ = nullptr;
+  Shape shape_;
+  DType dtype_ = DType::F32;
+};
+
+// ---- creation -------------------------------------------------------------------------
+Tensor zeros(const Shape& shape, DType dtype = DType::F32);
+Tensor ones(const Shape& shape, DType dtype = DType::F32);
+Tensor full(const Shape& shape, double value, DType dtype = DType::F32);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor full_like(const Tensor& t, double value);
+Tensor arange(double start, double stop, double step = 1.0, DType dtype = DType::F32);
+Tensor arange(int64_t n, DType dtype = DType::F32);  ///< 0, 1, ..., n-1
+/// From values and a shape: tensor({1,2,3,4}, {2,2}). Shape defaults to 1-D.
+Tensor tensor(std::span<const double> values, const Shape& shape, DType dtype = DType::F32);
+Tensor tensor(std::initializer_list<double> values, const Shape& shape, DType dtype = DType::F32);
+Tensor tensor(std::initializer_list<double> values, DType dtype = DType::F32);
+/// An I64 tensor of indices: indices({2,0,1}) or indices(v, {2,3}).
+Tensor indices(std::span<const int64_t> values, const Shape& shape);
+Tensor indices(std::initializer_list<int64_t> values);
+Tensor indices(const std::vector<int64_t>& values);
+Tensor scalar_tensor(double value, DType dtype = DType::F32);
+
+/// A seeded random number generator (xoshiro256**): same seed, same numbers everywhere.
+class Generator {
+public:
+  explicit Generator(uint64_t seed = 0);
+  uint64_t next_u64();
+  double uniform();                     ///< [0, 1), 53 random bits
+  double uniform(double lo, double hi); ///< [lo, hi)
+  double normal();                      ///< standard normal (Box-Muller)
+  int64_t randint(int64_t lo, int64_t hi);  ///< [lo, hi)
+  uint64_t seed() const { return seed_; }
+private:
+  uint64_t s_[4];
+  uint64_t seed_;
+  bool has_spare_ = false;
+  double spare_ = 0;
+};
+Tensor rand(const Shape& shape, Generator& gen, DType dtype = DType::F32);   ///< U[0,1)
+Tensor randn(const Shape& shape, Generator& gen, DType dtype = DType::F32);  ///< N(0,1)
+Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen, DType dtype = DType::F32);
+
+// ---- elementwise ----------------------------------------------------------------------
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);
+Tensor pow(const Tensor& x, double p);
+Tensor clamp(const Tensor& x, double lo, double hi);
+
+// Binary ops broadcast like NumPy: shapes are aligned from the right; a dimension of 1
+// stretches to match. The result has the broadcast shape.
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double s);
+Tensor sub(const Tensor& a, double s);
+Tensor mul(const Tensor& a, double s);
+Tensor div(const Tensor& a, double s);
+Tensor rsub(double s, const Tensor& a);  ///< s - a
+Tensor rdiv(double s, const Tensor& a);  ///< s / a
+/// Comparisons give 1 or 0 in the dtype of a.
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, const Tensor& b);
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+/// Sums x down to `shape` (the reverse of broadcasting `shape` up to x's shape).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+/// Repeats x up to `shape` by broadcasting (a copy).
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+
+Tensor operator-(const Tensor& a);
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, double s);
+Tensor operator-(const Tensor& a, double s);
+Tensor operator*(const Tensor& a, double s);
+Tensor operator/(const Tensor& a, double s);
+Tensor operator+(double s, const Tensor& a);
+Tensor operator-(double s, const Tensor& a);
+Tensor operator*(double s, const Tensor& a);
+Tensor operator/(double s, const Tensor& a);
+
+// In place (used by gradient accumulation and optimizers): dst and src same shape+dtype.
+void add_(Tensor& dst, const Tensor& src, double alpha = 1.0);  ///< dst += alpha * src
+void mul_(Tensor& dst, double s);                               ///< dst *= s
+void fill_(Tensor& dst, double value);
+void copy_(Tensor& dst, const Tensor& src);
+
+// ---- matmul ---------------------------------------------------------------------------
+/// Matrix product. 2-D x 2-D: [M,K] x [K,N] -> [M,N]; 3-D x 3-D batched: [B,M,K] x [B,K,N];
+/// 3-D x 2-D: [B,M,K] x [K,N] -> [B,M,N]. trans_a / trans_b use the transpose of the last
+/// two dimensions of an operand without copying it (e.g. x W^T is matmul(x, W, false, true)).
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+
+// ---- reductions -----------------------------------------------------------------------
+Tensor sum(const Tensor& x);                                   ///< all elements -> []
+Tensor sum(const Tensor& x, int axis, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, int axis, bool keepdim = false);
+Tensor max(const Tensor& x);                                   ///< all elements -> []
+Tensor max(const Tensor& x, int axis, bool keepdim = false);
+Tensor min(const Tensor& x, int axis, bool keepdim = false);
+Tensor argmax(const Tensor& x, int axis, bool keepdim = false);  ///< I64; first maximum
+/// softmax / log_softmax along an axis, stable (the maximum is subtracted first).
+Tensor softmax(const Tensor& x, int axis);
+Tensor log_softmax(const Tensor& x, int axis);
+
+// ---- shape ops (all return contiguous tensors) -----------------------------------------
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor flatten(const Tensor& x);
+Tensor unsqueeze(const Tensor& x, int axis);
+Tensor squeeze(const Tensor& x, int axis);
+Tensor transpose(const Tensor& x, int a, int b);
+Tensor permute(const Tensor& x, std::span<const int> dims);
+Tensor permute(const Tensor& x, std::initializer_list<int> dims);
+/// Elements start..start+length-1 along axis (torch.narrow).
+Tensor narrow(const Tensor& x, int axis, int64_t start, int64_t length);
+/// Python-style slice x[start:stop] along axis (negative indices count from the end).
+Tensor slice(const Tensor& x, int axis, int64_t start, int64_t stop);
+Tensor concat(std::span<const Tensor> xs, int axis);
+Tensor concat(std::initializer_list<Tensor> xs, int axis);
+Tensor stack(std::span<const Tensor> xs, int axis);
+Tensor stack(std::initializer_list<Tensor> xs, int axis);
+/// Pieces of `size` along axis (the last may be smaller), like torch.split.
+std::vector<Tensor> split(const Tensor& x, int64_t size, int axis);
+/// n pieces along axis, like torch.chunk.
+std::vector<Tensor> chunk(const Tensor& x, int64_t n, int axis);
+/// Rows `idx` (1-D I64) along axis: out.shape[axis] = idx.numel().
+Tensor index_select(const Tensor& x, int axis, const Tensor& idx);
+/// out[..., i, ...] = x[..., idx[..., i, ...], ...] along axis; idx (I64) has x's shape
+/// except along axis (torch.gather).
+Tensor gather(const Tensor& x, int axis, const Tensor& idx);
+/// The adjoints: dst (a copy, returned) += src at the indexed positions.
+Tensor index_add(const Tensor& dst, int axis, const Tensor& idx, const Tensor& src);
+Tensor scatter_add(const Tensor& dst, int axis, const Tensor& idx, const Tensor& src);
+/// cond ? a : b elementwise, cond nonzero meaning true; all three broadcast.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+/// x with `value` where mask is nonzero (mask broadcasts to x).
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+
+// ---- comparison helpers ------------------------------------------------------------------
+bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);
+bool equal(const Tensor& a, const Tensor& b);  ///< same shape, dtype and bits
+
+}  // namespace unroll
+
+template <>
+struct fmt::formatter<unroll::Shape> : fmt::formatter<std::string_view> {
+  auto format(const unroll::Shape& s, format_context& ctx) const {
+    return fmt::formatter<std::string_view>::format(s.str(), ctx);
+  }
+};
+template <>
+struct fmt::formatter<unroll::DType> : fmt::formatter<std::string_view> {
+  auto format(unroll::DType t, format_context& ctx) const {
+    return fmt::formatter<std::string_view>::format(unroll::dtype_name(t), ctx);
+  }
+};
+namespace unroll {
+/// PyTorch-like text: values (elided past 1000 elements), shape and dtype.
+std::string to_string(const Tensor& t);
+}
+template <>
+struct fmt::formatter<unroll::Tensor> : fmt::formatter<std::string_view> {
+  auto format(const unroll::Tensor& t, format_context& ctx) const {
+    return fmt::formatter<std::string_view>::format(unroll::to_string(t), ctx);
+  }
+};
