@@ -7,3 +7,6 @@
 #include "autograd/ops.h"
 #include "autograd/gradcheck.h"
 #include "autograd/graph.h"
+#include "nn/module.h"
+#include "nn/init.h"
+#include "nn/layers.h"

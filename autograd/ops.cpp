@@ -211,9 +211,9 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
   y = y.reshape(out_shape);
   const Variable* inputs[3] = {&x, &w, &b};
   return record("linear", y, std::span<const Variable* const>(inputs, b.defined() ? 3 : 2),
-                [x2, wd = w.data()](const Tensor& dy, Grads& g) {
+                [x2, wd = w.data(), in = x.shape()](const Tensor& dy, Grads& g) {
                   const Tensor dy2 = dy.reshape({-1, wd.size(0)});  // [N, O]
-                  if (g.needs(0)) g.add(0, matmul(dy2, wd));
+                  if (g.needs(0)) g.add(0, matmul(dy2, wd).reshape(in));
                   if (g.needs(1)) g.add(1, matmul(dy2, x2, true, false));
                   if (g.n_inputs() > 2 && g.needs(2)) g.add(2, sum(dy2, 0));
                 });

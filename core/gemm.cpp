@@ -51,7 +51,18 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define UNROLL_GEMM_X86 1
+// GCC 12's AVX-512 intrinsics use a self-initialised "undefined" vector that, once inlined
+// into a target("avx512f") function, triggers false -Wuninitialized warnings located in
+// the header (GCC PR 105593); silence them for the header's lines only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #else
 #define UNROLL_GEMM_X86 0
 #endif
@@ -155,12 +166,35 @@ struct Simd<float> {
   static __mmask16 mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static V load_n(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static void store_n(float* p, V v, int64_t n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  /// In-place 16 x 16 transpose: afterwards r[c] holds what was column c.
+  static void transpose(V (&r)[16]) {
+    V t[16], u[16];
+    for (int q = 0; q < 16; q += 2) {  // pairs of rows interleaved within 128-bit lanes
+      t[q] = _mm512_unpacklo_ps(r[q], r[q + 1]);
+      t[q + 1] = _mm512_unpackhi_ps(r[q], r[q + 1]);
+    }
+    for (int q = 0; q < 16; q += 4) {  // u[q + m]: lane L holds column 4L+m of rows q..q+3
+      u[q] = _mm512_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      u[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      u[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      u[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int m = 0; m < 4; ++m) {  // gather lane L of u[m], u[4+m], u[8+m], u[12+m]
+      const V a = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88);
+      const V b = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xDD);
+      const V c = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
+      const V d = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xDD);
+      r[m] = _mm512_shuffle_f32x4(a, c, 0x88);
+      r[8 + m] = _mm512_shuffle_f32x4(a, c, 0xDD);
+      r[4 + m] = _mm512_shuffle_f32x4(b, d, 0x88);
+      r[12 + m] = _mm512_shuffle_f32x4(b, d, 0xDD);
+    }
+  }
   static float reduce(V v) {
-    // (Masked shuffles: the unmasked ones trip a GCC 12 false -Wuninitialized.)
-    V s = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm512_add_ps(s, _mm512_mask_shuffle_f32x4(s, 0xFFFF, s, s, _MM_SHUFFLE(2, 3, 0, 1)));
-    s = _mm512_add_ps(s, _mm512_mask_permute_ps(s, 0xFFFF, s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm512_add_ps(s, _mm512_mask_permute_ps(s, 0xFFFF, s, _MM_SHUFFLE(2, 3, 0, 1)));
+    V s = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(s, s, _MM_SHUFFLE(2, 3, 0, 1)));
+    s = _mm512_add_ps(s, _mm512_permute_ps(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm512_add_ps(s, _mm512_permute_ps(s, _MM_SHUFFLE(2, 3, 0, 1)));
     return _mm512_cvtss_f32(s);
   }
 };
@@ -182,10 +216,28 @@ struct Simd<double> {
   static __mmask8 mask(int64_t n) { return static_cast<__mmask8>((1u << n) - 1u); }
   static V load_n(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(mask(n), p); }
   static void store_n(double* p, V v, int64_t n) { _mm512_mask_storeu_pd(p, mask(n), v); }
+  /// In-place 8 x 8 transpose: afterwards r[c] holds what was column c.
+  static void transpose(V (&r)[8]) {
+    V t[8];
+    for (int q = 0; q < 8; q += 2) {  // lane L of t[q]: column 2L of rows q, q+1; t[q+1]: 2L+1
+      t[q] = _mm512_unpacklo_pd(r[q], r[q + 1]);
+      t[q + 1] = _mm512_unpackhi_pd(r[q], r[q + 1]);
+    }
+    for (int m = 0; m < 2; ++m) {  // gather lane L of t[m], t[2+m], t[4+m], t[6+m]
+      const V a = _mm512_shuffle_f64x2(t[m], t[2 + m], 0x88);
+      const V b = _mm512_shuffle_f64x2(t[m], t[2 + m], 0xDD);
+      const V c = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0x88);
+      const V d = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0xDD);
+      r[m] = _mm512_shuffle_f64x2(a, c, 0x88);
+      r[4 + m] = _mm512_shuffle_f64x2(a, c, 0xDD);
+      r[2 + m] = _mm512_shuffle_f64x2(b, d, 0x88);
+      r[6 + m] = _mm512_shuffle_f64x2(b, d, 0xDD);
+    }
+  }
   static double reduce(V v) {
-    V s = _mm512_add_pd(v, _mm512_mask_shuffle_f64x2(v, 0xFF, v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm512_add_pd(s, _mm512_mask_shuffle_f64x2(s, 0xFF, s, s, _MM_SHUFFLE(2, 3, 0, 1)));
-    s = _mm512_add_pd(s, _mm512_mask_permute_pd(s, 0xFF, s, 0x55));
+    V s = _mm512_add_pd(v, _mm512_shuffle_f64x2(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm512_add_pd(s, _mm512_shuffle_f64x2(s, s, _MM_SHUFFLE(2, 3, 0, 1)));
+    s = _mm512_add_pd(s, _mm512_permute_pd(s, 0x55));
     return _mm512_cvtsd_f64(s);
   }
 };
@@ -231,6 +283,24 @@ struct Simd<float> {
   }
   static V load_n(const float* p, int64_t n) { return _mm256_maskload_ps(p, mask(n)); }
   static void store_n(float* p, V v, int64_t n) { _mm256_maskstore_ps(p, mask(n), v); }
+  /// In-place 8 x 8 transpose: afterwards r[c] holds what was column c.
+  static void transpose(V (&r)[8]) {
+    V t[8], u[8];
+    for (int q = 0; q < 8; q += 2) {
+      t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
+      t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
+    }
+    for (int q = 0; q < 8; q += 4) {  // u[q + m]: lane L holds column 4L+m of rows q..q+3
+      u[q] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      u[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      u[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      u[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int m = 0; m < 4; ++m) {
+      r[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);
+      r[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);
+    }
+  }
   static float reduce(V v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -258,6 +328,15 @@ struct Simd<double> {
   }
   static V load_n(const double* p, int64_t n) { return _mm256_maskload_pd(p, mask(n)); }
   static void store_n(double* p, V v, int64_t n) { _mm256_maskstore_pd(p, mask(n), v); }
+  /// In-place 4 x 4 transpose: afterwards r[c] holds what was column c.
+  static void transpose(V (&r)[4]) {
+    const V t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const V t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+  }
   static double reduce(V v) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
@@ -298,6 +377,7 @@ struct Simd {
   static void store_n(T* p, V v, int64_t n) {
     if (n > 0) *p = v;
   }
+  static void transpose(V (&)[1]) {}
   static T reduce(V v) { return v; }
 };
 
@@ -482,10 +562,13 @@ void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, int6
         S::storeu(p, r);
       }
     }
-  } else {
+  } else {  // last columns: masked (unrolled too, so acc stays in registers)
+#pragma GCC unroll 16
     for (int i = 0; i < ROWS; ++i) {
-      for (int v = 0; v < NV && v * W < n; ++v) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
         const int64_t cols = std::min<int64_t>(W, n - v * W);
+        if (cols <= 0) break;
         T* p = c + i * ldc + v * W;
         V r = S::mul(acc[i][v], va);
         if (beta != T(0)) r = S::fma(S::load_n(p, cols), vb, r);
@@ -504,23 +587,44 @@ constexpr std::array<MicroKernel<T>, sizeof...(R)> make_micro_kernels(std::index
 }
 
 /// Packs op(A)[0:mc, 0:kc] (a points at its first element) into micro-panels of MR rows:
-/// panel p holds rows [p*MR, p*MR+MR) as dst[p*MR*kc + k*MR + i]. Rows past mc are left
-/// unwritten; the edge micro-kernels never read them.
+/// panel p holds rows [p*MR, p*MR+MR) as dst[p*MR*kc + k*MR + i]. In the last panel, rows
+/// past mc are zero.
 template <class T>
 void pack_a(bool ta, const T* a, int64_t lda, int64_t mc, int64_t kc, T* __restrict dst) {
-  constexpr int MR = Simd<T>::MR;
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int MR = S::MR, W = S::W;
   for (int64_t ir = 0; ir < mc; ir += MR) {
     const int64_t rows = std::min<int64_t>(MR, mc - ir);
     T* d = dst + ir * kc;
     if (ta) {  // op(A)[i][k] = a[k*lda + i]: each k is a contiguous run of rows
       for (int64_t k = 0; k < kc; ++k) {
-        const T* s = a + k * lda + ir;
-        for (int64_t i = 0; i < rows; ++i) d[k * MR + i] = s[i];
+#pragma GCC unroll 4
+        for (int g = 0; g < MR; g += W) {
+          const int64_t n = std::min<int64_t>(W, MR - g);
+          S::store_n(d + k * MR + g, S::load_n(a + k * lda + ir + g, std::clamp<int64_t>(rows - g, 0, n)), n);
+        }
       }
-    } else {  // op(A)[i][k] = a[i*lda + k]
-      for (int64_t i = 0; i < rows; ++i) {
-        const T* s = a + (ir + i) * lda;
-        for (int64_t k = 0; k < kc; ++k) d[k * MR + i] = s[k];
+      continue;
+    }
+    // op(A)[i][k] = a[i*lda + k]: transpose W x W blocks (up to W rows, W values of k).
+    for (int64_t k = 0; k < kc; k += W) {
+      const int64_t kk = std::min<int64_t>(W, kc - k);
+#pragma GCC unroll 4
+      for (int g = 0; g < MR; g += W) {
+        const int64_t n = std::min<int64_t>(W, MR - g);  // rows of this group in the panel
+        const int64_t valid = std::clamp<int64_t>(rows - g, 0, n);
+        const T* s = a + (ir + g) * lda + k;
+        V r[W];
+#pragma GCC unroll 16
+        for (int q = 0; q < W; ++q) {
+          r[q] = q >= valid ? S::zero() : kk == W ? S::loadu(s + q * lda) : S::load_n(s + q * lda, kk);
+        }
+        S::transpose(r);
+#pragma GCC unroll 16
+        for (int q = 0; q < W; ++q) {
+          if (q < kk) S::store_n(d + (k + q) * MR + g, r[q], n);
+        }
       }
     }
   }
@@ -548,13 +652,35 @@ void pack_b(bool tb, const T* b, int64_t ldb, int64_t kc, int64_t cols, T* __res
     }
     return;
   }
-  // op(B)[k][j] = b[j*ldb + k]: read each stored row contiguously, scatter into columns.
-  for (int64_t j = 0; j < cols; ++j) {
-    const T* s = b + j * ldb;
-    for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = s[k];
-  }
-  for (int64_t j = cols; j < NR; ++j) {
-    for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = T(0);
+  // op(B)[k][j] = b[j*ldb + k]: load W x W blocks (W stored rows, W values of k each),
+  // transpose them in registers and store them as W rows of the micro-panel.
+  using V = typename S::V;
+  for (int64_t k = 0; k < kc; k += W) {
+    const int64_t kk = std::min<int64_t>(W, kc - k);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const int64_t rows = std::clamp<int64_t>(cols - v * W, 0, W);
+      const T* s = b + v * W * ldb + k;
+      V r[W];
+      if (rows == W && kk == W) {
+#pragma GCC unroll 16
+        for (int q = 0; q < W; ++q) r[q] = S::loadu(s + q * ldb);
+      } else {
+#pragma GCC unroll 16
+        for (int q = 0; q < W; ++q) r[q] = q < rows ? S::load_n(s + q * ldb, kk) : S::zero();
+      }
+      S::transpose(r);
+      T* d = dst + k * NR + v * W;
+      if (kk == W) {
+#pragma GCC unroll 16
+        for (int q = 0; q < W; ++q) S::storeu(d + q * NR, r[q]);
+      } else {
+#pragma GCC unroll 16
+        for (int q = 0; q < W; ++q) {
+          if (q < kk) S::storeu(d + q * NR, r[q]);
+        }
+      }
+    }
   }
 }
 

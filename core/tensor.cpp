@@ -339,6 +339,9 @@ Tensor indices(std::span<const int64_t> values, const Shape& shape) {
 Tensor indices(std::initializer_list<int64_t> values) {
   return indices(std::span<const int64_t>(values.begin(), values.size()), Shape{static_cast<int64_t>(values.size())});
 }
+Tensor indices(std::initializer_list<int64_t> values, const Shape& shape) {
+  return indices(std::span<const int64_t>(values.begin(), values.size()), shape);
+}
 Tensor indices(const std::vector<int64_t>& values) {
   return indices(std::span<const int64_t>(values), Shape{static_cast<int64_t>(values.size())});
 }
@@ -397,6 +400,12 @@ int64_t Generator::randint(int64_t lo, int64_t hi) {
   while (r >= limit);
   return lo + static_cast<int64_t>(r % range);
 }
+
+Generator& default_generator() {
+  thread_local Generator gen(0);
+  return gen;
+}
+void manual_seed(uint64_t seed) { default_generator() = Generator(seed); }
 
 Tensor rand(const Shape& shape, Generator& gen, DType dtype) {
   return make(shape, dtype, [&](int64_t) { return gen.uniform(); });

@@ -115,6 +115,7 @@ Tensor tensor(std::initializer_list<double> values, DType dtype = DType::F32);
 /// An I64 tensor of indices: indices({2,0,1}) or indices(v, {2,3}).
 Tensor indices(std::span<const int64_t> values, const Shape& shape);
 Tensor indices(std::initializer_list<int64_t> values);
+Tensor indices(std::initializer_list<int64_t> values, const Shape& shape);
 Tensor indices(const std::vector<int64_t>& values);
 Tensor scalar_tensor(double value, DType dtype = DType::F32);
 
@@ -134,6 +135,10 @@ private:
   bool has_spare_ = false;
   double spare_ = 0;
 };
+/// The generator layers use for their initial weights (per thread; seed 0 until
+/// manual_seed is called), like torch.manual_seed.
+Generator& default_generator();
+void manual_seed(uint64_t seed);
 Tensor rand(const Shape& shape, Generator& gen, DType dtype = DType::F32);   ///< U[0,1)
 Tensor randn(const Shape& shape, Generator& gen, DType dtype = DType::F32);  ///< N(0,1)
 Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen, DType dtype = DType::F32);

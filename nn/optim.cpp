@@ -1,0 +1,396 @@
+// Optimizers, schedules and clipping. See Note [optimizer updates] in nn/optim.h: every
+// update is a plain loop over the raw elements of one parameter, templated on float/double,
+// with the scalar coefficients computed once per step in double.
+#include "nn/optim.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <unordered_set>
+
+namespace unroll {
+
+namespace {
+
+// Calls f(T{}) with T the C++ type of a floating dtype.
+template <typename F>
+void dispatch_floating(DType dtype, F&& f) {
+  if (dtype == DType::F32) {
+    f(float{});
+  } else {
+    f(double{});
+  }
+}
+
+void check_option(bool ok, const char* op, const char* what, double value, const char* expected) {
+  UNROLL_CHECK(ok, "{}: invalid {} {} (expected {})", op, what, value, expected);
+}
+
+}  // namespace
+
+namespace optim {
+
+// ---- Optimizer ----------------------------------------------------------------------------
+
+Optimizer::Optimizer(std::vector<Variable> params, double lr, const char* name)
+    : params_(std::move(params)), lr_(lr), name_(name), state_(params_.size()), steps_(params_.size(), 0) {
+  check_option(lr >= 0, name_, "learning rate", lr, ">= 0");
+  std::unordered_set<const Node*> seen;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Variable& p = params_[i];
+    UNROLL_CHECK(p.defined(), "{}: parameter {} is undefined", name_, i);
+    UNROLL_CHECK(p.is_leaf(), "{}: parameter {} is the output of '{}', not a leaf (only leaves can be optimized)",
+                 name_, i, p.op_name());
+    UNROLL_CHECK(p.requires_grad(), "{}: parameter {} {} does not require grad", name_, i, p.shape());
+    UNROLL_CHECK(seen.insert(p.node()).second, "{}: parameter {} {} appears more than once", name_, i, p.shape());
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (Variable& p : params_) p.zero_grad();
+}
+
+void Optimizer::set_lr(double lr) {
+  check_option(lr >= 0, name_, "learning rate", lr, ">= 0");
+  lr_ = lr;
+}
+
+Tensor* Optimizer::state(size_t param, size_t count, double value) {
+  std::vector<Tensor>& st = state_[param];
+  const Tensor& p = params_[param].data();
+  if (st.empty()) {
+    st.reserve(count);
+    for (size_t k = 0; k < count; ++k) st.push_back(full(p.shape(), value, p.dtype()));
+  }
+  UNROLL_CHECK(st[0].shape() == p.shape() && st[0].dtype() == p.dtype(),
+               "{}: parameter {} is now {} {} but its optimizer state was made for {} {}", name_, param, p.shape(),
+               p.dtype(), st[0].shape(), st[0].dtype());
+  return st.data();
+}
+
+const Tensor* Optimizer::grad_of(size_t param) const {
+  const Variable& p = params_[param];
+  const Tensor& g = p.grad();
+  if (!g.defined()) return nullptr;
+  UNROLL_CHECK(g.shape() == p.shape() && g.dtype() == p.dtype(),
+               "{}: parameter {} is {} {} but its gradient is {} {}", name_, param, p.shape(), p.dtype(), g.shape(),
+               g.dtype());
+  return &g;
+}
+
+// ---- SGD ------------------------------------------------------------------------------------
+
+SGD::SGD(std::vector<Variable> params, SGDOptions opt) : Optimizer(std::move(params), opt.lr, "SGD"), options_(opt) {
+  check_option(opt.momentum >= 0, "SGD", "momentum", opt.momentum, ">= 0");
+  check_option(opt.weight_decay >= 0, "SGD", "weight_decay", opt.weight_decay, ">= 0");
+  UNROLL_CHECK(!opt.nesterov || (opt.momentum > 0 && opt.dampening == 0),
+               "SGD: nesterov needs momentum > 0 and dampening 0, got momentum {} and dampening {}", opt.momentum,
+               opt.dampening);
+}
+
+// g += wd θ;  b = μ b + (1-τ) g (b = g at t = 1);  g = nesterov ? g + μ b : b;  θ -= lr g
+void SGD::step() {
+  NoGradGuard no_grad;
+  const double lr = lr_, wd = options_.weight_decay, mu = options_.momentum, damp = options_.dampening;
+  const bool nesterov = options_.nesterov;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor* grad = grad_of(i);
+    if (grad == nullptr) continue;
+    const bool first = next_step(i) == 1;
+    Tensor& value = params_[i].data();
+    Tensor* buf = mu != 0 ? state(i, 1) : nullptr;
+    dispatch_floating(value.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      T* p = value.data<T>();
+      const T* g = grad->data<T>();
+      T* b = buf != nullptr ? buf->data<T>() : nullptr;
+      const int64_t n = value.numel();
+      for (int64_t j = 0; j < n; ++j) {
+        T d = g[j];
+        if (wd != 0) d += T(wd) * p[j];
+        if (b != nullptr) {
+          b[j] = first ? d : T(mu) * b[j] + T(1 - damp) * d;
+          d = nesterov ? d + T(mu) * b[j] : b[j];
+        }
+        p[j] -= T(lr) * d;
+      }
+    });
+  }
+}
+
+// ---- Adam / AdamW -----------------------------------------------------------------------------
+
+namespace {
+
+struct AdamStep {
+  double lr, beta1, beta2, eps, weight_decay;
+  bool decoupled, amsgrad;
+};
+
+void check_adam(const char* op, double beta1, double beta2, double eps, double weight_decay) {
+  check_option(beta1 >= 0 && beta1 < 1, op, "beta1", beta1, "0 <= beta1 < 1");
+  check_option(beta2 >= 0 && beta2 < 1, op, "beta2", beta2, "0 <= beta2 < 1");
+  check_option(eps >= 0, op, "eps", eps, ">= 0");
+  check_option(weight_decay >= 0, op, "weight_decay", weight_decay, ">= 0");
+}
+
+// decoupled (AdamW): θ *= 1 - lr wd;  else (Adam): g += wd θ
+// m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²;  amsgrad: v_max = max(v_max, v), v = v_max
+// θ -= lr/(1-β1^t) m / (sqrt(v)/sqrt(1-β2^t) + eps)
+void adam_update(Tensor& value, const Tensor& grad, Tensor* st, int64_t t, const AdamStep& c) {
+  const double step_size = c.lr / (1 - std::pow(c.beta1, static_cast<double>(t)));
+  const double bc2_sqrt = std::sqrt(1 - std::pow(c.beta2, static_cast<double>(t)));
+  const double decay = c.decoupled ? 1 - c.lr * c.weight_decay : 1.0;
+  const double l2 = c.decoupled ? 0.0 : c.weight_decay;
+  dispatch_floating(value.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* p = value.data<T>();
+    const T* g = grad.data<T>();
+    T* m = st[0].data<T>();
+    T* v = st[1].data<T>();
+    T* vmax = c.amsgrad ? st[2].data<T>() : nullptr;
+    const T b1 = T(c.beta1), b2 = T(c.beta2), eps = T(c.eps), ss = T(step_size), bc2s = T(bc2_sqrt);
+    const int64_t n = value.numel();
+    for (int64_t j = 0; j < n; ++j) {
+      if (decay != 1.0) p[j] *= T(decay);
+      T d = g[j];
+      if (l2 != 0) d += T(l2) * p[j];
+      m[j] = b1 * m[j] + (1 - b1) * d;
+      v[j] = b2 * v[j] + (1 - b2) * d * d;
+      T second = v[j];
+      if (vmax != nullptr) second = vmax[j] = std::max(vmax[j], v[j]);
+      p[j] -= ss * m[j] / (std::sqrt(second) / bc2s + eps);
+    }
+  });
+}
+
+}  // namespace
+
+Adam::Adam(std::vector<Variable> params, AdamOptions opt) : Optimizer(std::move(params), opt.lr, "Adam"), options_(opt) {
+  check_adam("Adam", opt.beta1, opt.beta2, opt.eps, opt.weight_decay);
+}
+
+void Adam::step() {
+  NoGradGuard no_grad;
+  const AdamStep c{lr_, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, false, options_.amsgrad};
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor* grad = grad_of(i);
+    if (grad == nullptr) continue;
+    adam_update(params_[i].data(), *grad, state(i, options_.amsgrad ? 3 : 2), next_step(i), c);
+  }
+}
+
+AdamW::AdamW(std::vector<Variable> params, AdamWOptions opt)
+    : Optimizer(std::move(params), opt.lr, "AdamW"), options_(opt) {
+  check_adam("AdamW", opt.beta1, opt.beta2, opt.eps, opt.weight_decay);
+}
+
+void AdamW::step() {
+  NoGradGuard no_grad;
+  const AdamStep c{lr_, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, true, options_.amsgrad};
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor* grad = grad_of(i);
+    if (grad == nullptr) continue;
+    adam_update(params_[i].data(), *grad, state(i, options_.amsgrad ? 3 : 2), next_step(i), c);
+  }
+}
+
+// ---- RMSprop ------------------------------------------------------------------------------------
+
+RMSprop::RMSprop(std::vector<Variable> params, RMSpropOptions opt)
+    : Optimizer(std::move(params), opt.lr, "RMSprop"), options_(opt) {
+  check_option(opt.alpha >= 0, "RMSprop", "alpha", opt.alpha, ">= 0");
+  check_option(opt.eps >= 0, "RMSprop", "eps", opt.eps, ">= 0");
+  check_option(opt.momentum >= 0, "RMSprop", "momentum", opt.momentum, ">= 0");
+  check_option(opt.weight_decay >= 0, "RMSprop", "weight_decay", opt.weight_decay, ">= 0");
+}
+
+// g += wd θ;  v = α v + (1-α) g²;  centered: ḡ = α ḡ + (1-α) g, v' = v - ḡ²;  d = g / (sqrt(v') + eps)
+// momentum: b = μ b + d, θ -= lr b;  else θ -= lr d
+void RMSprop::step() {
+  NoGradGuard no_grad;
+  const double lr = lr_, alpha = options_.alpha, eps = options_.eps, wd = options_.weight_decay, mu = options_.momentum;
+  const bool centered = options_.centered;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor* grad = grad_of(i);
+    if (grad == nullptr) continue;
+    next_step(i);
+    Tensor& value = params_[i].data();
+    // state: v, then ḡ if centered, then b if momentum
+    Tensor* st = state(i, 1 + (centered ? 1 : 0) + (mu > 0 ? 1 : 0));
+    dispatch_floating(value.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      T* p = value.data<T>();
+      const T* g = grad->data<T>();
+      T* v = st[0].data<T>();
+      T* gavg = centered ? st[1].data<T>() : nullptr;
+      T* b = mu > 0 ? st[centered ? 2 : 1].data<T>() : nullptr;
+      const T a = T(alpha);
+      const int64_t n = value.numel();
+      for (int64_t j = 0; j < n; ++j) {
+        T d = g[j];
+        if (wd != 0) d += T(wd) * p[j];
+        v[j] = a * v[j] + (1 - a) * d * d;
+        T avg;
+        if (gavg != nullptr) {
+          gavg[j] = a * gavg[j] + (1 - a) * d;
+          avg = std::sqrt(v[j] - gavg[j] * gavg[j]) + T(eps);
+        } else {
+          avg = std::sqrt(v[j]) + T(eps);
+        }
+        if (b != nullptr) {
+          b[j] = T(mu) * b[j] + d / avg;
+          p[j] -= T(lr) * b[j];
+        } else {
+          p[j] -= T(lr) * d / avg;
+        }
+      }
+    });
+  }
+}
+
+// ---- Adagrad ------------------------------------------------------------------------------------
+
+Adagrad::Adagrad(std::vector<Variable> params, AdagradOptions opt)
+    : Optimizer(std::move(params), opt.lr, "Adagrad"), options_(opt) {
+  check_option(opt.lr_decay >= 0, "Adagrad", "lr_decay", opt.lr_decay, ">= 0");
+  check_option(opt.weight_decay >= 0, "Adagrad", "weight_decay", opt.weight_decay, ">= 0");
+  check_option(opt.initial_accumulator_value >= 0, "Adagrad", "initial_accumulator_value",
+               opt.initial_accumulator_value, ">= 0");
+  check_option(opt.eps >= 0, "Adagrad", "eps", opt.eps, ">= 0");
+}
+
+// lr_t = lr / (1 + (t-1) lr_decay);  g += wd θ;  s += g²;  θ -= lr_t g / (sqrt(s) + eps)
+void Adagrad::step() {
+  NoGradGuard no_grad;
+  const double wd = options_.weight_decay, eps = options_.eps;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor* grad = grad_of(i);
+    if (grad == nullptr) continue;
+    const int64_t t = next_step(i);
+    const double clr = lr_ / (1 + static_cast<double>(t - 1) * options_.lr_decay);
+    Tensor& value = params_[i].data();
+    Tensor* st = state(i, 1, options_.initial_accumulator_value);
+    dispatch_floating(value.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      T* p = value.data<T>();
+      const T* g = grad->data<T>();
+      T* s = st[0].data<T>();
+      const int64_t n = value.numel();
+      for (int64_t j = 0; j < n; ++j) {
+        T d = g[j];
+        if (wd != 0) d += T(wd) * p[j];
+        s[j] += d * d;
+        p[j] -= T(clr) * d / (std::sqrt(s[j]) + T(eps));
+      }
+    });
+  }
+}
+
+// ---- schedules ----------------------------------------------------------------------------------
+
+LRScheduler::LRScheduler(Optimizer& optimizer)
+    : optimizer_(optimizer), base_lr_(optimizer.lr()), last_lr_(optimizer.lr()) {}
+
+void LRScheduler::step() {
+  ++epoch_;
+  last_lr_ = lr_at(epoch_);
+  optimizer_.set_lr(last_lr_);
+}
+
+StepLR::StepLR(Optimizer& optimizer, int64_t step_size, double gamma)
+    : LRScheduler(optimizer), step_size_(step_size), gamma_(gamma) {
+  UNROLL_CHECK(step_size > 0, "StepLR: step_size must be positive, got {}", step_size);
+  check_option(gamma >= 0, "StepLR", "gamma", gamma, ">= 0");
+}
+
+// lr = base_lr gamma^floor(epoch / step_size)
+double StepLR::lr_at(int64_t epoch) const {
+  return base_lr_ * std::pow(gamma_, static_cast<double>(epoch / step_size_));
+}
+
+ExponentialLR::ExponentialLR(Optimizer& optimizer, double gamma) : LRScheduler(optimizer), gamma_(gamma) {
+  check_option(gamma >= 0, "ExponentialLR", "gamma", gamma, ">= 0");
+}
+
+// lr = base_lr gamma^epoch
+double ExponentialLR::lr_at(int64_t epoch) const { return base_lr_ * std::pow(gamma_, static_cast<double>(epoch)); }
+
+CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min)
+    : LRScheduler(optimizer), T_max_(T_max), eta_min_(eta_min) {
+  UNROLL_CHECK(T_max > 0, "CosineAnnealingLR: T_max must be positive, got {}", T_max);
+  check_option(eta_min >= 0, "CosineAnnealingLR", "eta_min", eta_min, ">= 0");
+}
+
+// lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2
+double CosineAnnealingLR::lr_at(int64_t epoch) const {
+  const double phase = std::numbers::pi * static_cast<double>(epoch) / static_cast<double>(T_max_);
+  return eta_min_ + (base_lr_ - eta_min_) * (1 + std::cos(phase)) / 2;
+}
+
+}  // namespace optim
+
+// ---- clipping -------------------------------------------------------------------------------------
+
+// norm = (sum |g|^p)^(1/p) (p = inf: max |g|);  g *= max_norm / (norm + 1e-6) if that is < 1
+double clip_grad_norm(const std::vector<Variable>& params, double max_norm, double norm_type) {
+  UNROLL_CHECK(norm_type > 0, "clip_grad_norm: norm_type must be positive or INFINITY, got {}", norm_type);
+  UNROLL_CHECK(max_norm >= 0, "clip_grad_norm: max_norm must be >= 0, got {}", max_norm);
+  const bool inf_norm = std::isinf(norm_type);
+  double acc = 0;  // sum of |g|^p, or max |g|
+  bool any = false;
+  for (const Variable& param : params) {
+    UNROLL_CHECK(param.defined(), "clip_grad_norm: a parameter is undefined");
+    const Tensor& grad = param.grad();
+    if (!grad.defined()) continue;
+    any = true;
+    dispatch_floating(grad.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* g = grad.data<T>();
+      const int64_t n = grad.numel();
+      for (int64_t j = 0; j < n; ++j) {
+        const double a = std::abs(static_cast<double>(g[j]));
+        if (inf_norm) {
+          acc = std::isnan(a) || acc < a ? a : acc;
+        } else if (norm_type == 2.0) {
+          acc += a * a;
+        } else if (norm_type == 1.0) {
+          acc += a;
+        } else {
+          acc += std::pow(a, norm_type);
+        }
+      }
+    });
+  }
+  if (!any) return 0.0;
+  const double total = inf_norm || norm_type == 1.0 ? acc : norm_type == 2.0 ? std::sqrt(acc) : std::pow(acc, 1.0 / norm_type);
+  const double coef = max_norm / (total + 1e-6);
+  if (!(coef >= 1.0)) {  // also NaN, which PyTorch propagates into the gradients too
+    for (const Variable& param : params) {
+      if (!param.grad().defined()) continue;
+      Variable handle = param;
+      mul_(handle.grad_mut(), coef);
+    }
+  }
+  return total;
+}
+
+// g = clamp(g, -c, c)
+void clip_grad_value(const std::vector<Variable>& params, double clip_value) {
+  UNROLL_CHECK(clip_value >= 0, "clip_grad_value: clip_value must be >= 0, got {}", clip_value);
+  for (const Variable& param : params) {
+    UNROLL_CHECK(param.defined(), "clip_grad_value: a parameter is undefined");
+    if (!param.grad().defined()) continue;
+    Variable handle = param;
+    Tensor& grad = handle.grad_mut();
+    dispatch_floating(grad.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      T* g = grad.data<T>();
+      const T hi = T(clip_value), lo = -hi;
+      const int64_t n = grad.numel();
+      for (int64_t j = 0; j < n; ++j) g[j] = std::min(std::max(g[j], lo), hi);
+    });
+  }
+}
+
+}  // namespace unroll

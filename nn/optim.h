@@ -1,0 +1,240 @@
+#pragma once
+// Optimizers, learning-rate schedules and gradient clipping, with the update rules,
+// defaults and semantics of torch.optim / torch.nn.utils.
+//
+//   optim::Adam opt(model.parameters(), {.lr = 1e-3});
+//   for (...) {
+//     opt.zero_grad();
+//     Variable loss = cross_entropy(model(x), y);
+//     loss.backward();
+//     clip_grad_norm(model.parameters(), 1.0);
+//     opt.step();
+//   }
+//
+// Note [optimizer updates]
+// Optimizers are not differentiable: step() changes each parameter's value in place under
+// NoGradGuard, with one plain loop per parameter over its float or double elements (no
+// per-element dispatch). A parameter without a gradient is skipped, and its state and step
+// count do not advance (like PyTorch). State (moments, momentum buffers) is one Tensor per
+// parameter and kind, created at the parameter's first update in the parameter's dtype.
+// All parameters form one group sharing one learning rate, which set_lr (or a schedule)
+// changes between steps.
+#include "autograd/variable.h"
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace unroll {
+
+namespace optim {
+
+class Optimizer {
+public:
+  /// params: distinct leaves requiring grad; lr >= 0; name (e.g. "Adam") is used in errors.
+  Optimizer(std::vector<Variable> params, double lr, const char* name);
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;  // schedules keep a reference
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  /// One update of every parameter that has a gradient.
+  virtual void step() = 0;
+  /// Drops every parameter's gradient (PyTorch's zero_grad(set_to_none=True)).
+  void zero_grad();
+  double lr() const { return lr_; }
+  void set_lr(double lr);
+  const std::vector<Variable>& params() const { return params_; }
+  const char* name() const { return name_; }
+
+protected:
+  /// The `count` state tensors of a parameter (moments, buffers), each created as
+  /// full(value) in the parameter's shape and dtype at its first use.
+  Tensor* state(size_t param, size_t count, double value = 0.0);
+  /// Increments and returns the step count t (1, 2, ...) of a parameter.
+  int64_t next_step(size_t param) { return ++steps_[param]; }
+  /// The gradient of parameter i if it has one of the right shape and dtype, else nullptr.
+  const Tensor* grad_of(size_t param) const;
+
+  std::vector<Variable> params_;
+  double lr_;
+
+private:
+  const char* name_;
+  std::vector<std::vector<Tensor>> state_;
+  std::vector<int64_t> steps_;
+};
+
+struct SGDOptions {
+  double lr = 1e-3;  ///< PyTorch >= 2.2 default (older versions required it)
+  double momentum = 0;
+  double dampening = 0;
+  double weight_decay = 0;
+  bool nesterov = false;  ///< needs momentum > 0 and dampening == 0
+};
+
+/// torch.optim.SGD: g += wd θ; b = μ b + (1 - τ) g (b = g at t = 1); g = nesterov ? g + μ b : b;
+/// θ -= lr g.
+class SGD : public Optimizer {
+public:
+  explicit SGD(std::vector<Variable> params, SGDOptions opt = {});
+  SGD(std::vector<Variable> params, double lr) : SGD(std::move(params), SGDOptions{.lr = lr}) {}
+  void step() override;
+  /// The options as given (the current learning rate is lr()).
+  const SGDOptions& options() const { return options_; }
+private:
+  SGDOptions options_;
+};
+
+struct AdamOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0;  ///< L2 penalty added to the gradient
+  bool amsgrad = false;
+};
+
+/// torch.optim.Adam: g += wd θ; m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²;
+/// v_max = max(v_max, v) if amsgrad; θ -= lr m/(1-β1^t) / (sqrt(v or v_max / (1-β2^t)) + eps).
+class Adam : public Optimizer {
+public:
+  explicit Adam(std::vector<Variable> params, AdamOptions opt = {});
+  Adam(std::vector<Variable> params, double lr) : Adam(std::move(params), AdamOptions{.lr = lr}) {}
+  void step() override;
+  /// The options as given (the current learning rate is lr()).
+  const AdamOptions& options() const { return options_; }
+private:
+  AdamOptions options_;
+};
+
+struct AdamWOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 1e-2;  ///< decoupled: θ *= 1 - lr wd before the Adam update
+  bool amsgrad = false;
+};
+
+/// torch.optim.AdamW: θ *= 1 - lr wd, then the Adam update of the plain gradient.
+class AdamW : public Optimizer {
+public:
+  explicit AdamW(std::vector<Variable> params, AdamWOptions opt = {});
+  AdamW(std::vector<Variable> params, double lr) : AdamW(std::move(params), AdamWOptions{.lr = lr}) {}
+  void step() override;
+  /// The options as given (the current learning rate is lr()).
+  const AdamWOptions& options() const { return options_; }
+private:
+  AdamWOptions options_;
+};
+
+struct RMSpropOptions {
+  double lr = 1e-2;
+  double alpha = 0.99;
+  double eps = 1e-8;
+  double weight_decay = 0;
+  double momentum = 0;
+  bool centered = false;
+};
+
+/// torch.optim.RMSprop: g += wd θ; v = α v + (1-α) g²; centered: ḡ = α ḡ + (1-α) g, v' = v - ḡ²;
+/// d = g / (sqrt(v') + eps); momentum: b = μ b + d, θ -= lr b; else θ -= lr d.
+class RMSprop : public Optimizer {
+public:
+  explicit RMSprop(std::vector<Variable> params, RMSpropOptions opt = {});
+  RMSprop(std::vector<Variable> params, double lr) : RMSprop(std::move(params), RMSpropOptions{.lr = lr}) {}
+  void step() override;
+  /// The options as given (the current learning rate is lr()).
+  const RMSpropOptions& options() const { return options_; }
+private:
+  RMSpropOptions options_;
+};
+
+struct AdagradOptions {
+  double lr = 1e-2;
+  double lr_decay = 0;
+  double weight_decay = 0;
+  double initial_accumulator_value = 0;
+  double eps = 1e-10;
+};
+
+/// torch.optim.Adagrad: lr_t = lr / (1 + (t-1) lr_decay); g += wd θ; s += g²;
+/// θ -= lr_t g / (sqrt(s) + eps).
+class Adagrad : public Optimizer {
+public:
+  explicit Adagrad(std::vector<Variable> params, AdagradOptions opt = {});
+  Adagrad(std::vector<Variable> params, double lr) : Adagrad(std::move(params), AdagradOptions{.lr = lr}) {}
+  void step() override;
+  /// The options as given (the current learning rate is lr()).
+  const AdagradOptions& options() const { return options_; }
+private:
+  AdagradOptions options_;
+};
+
+// ---- learning-rate schedules (torch.optim.lr_scheduler, closed forms) ---------------------
+
+/// A schedule owns the optimizer's learning rate: base_lr is the optimizer's lr when the
+/// schedule is made (epoch 0); each step() moves to the next epoch and sets the lr.
+class LRScheduler {
+public:
+  explicit LRScheduler(Optimizer& optimizer);
+  virtual ~LRScheduler() = default;
+  void step();                            ///< epoch += 1; optimizer.set_lr(lr_at(epoch))
+  double last_lr() const { return last_lr_; }  ///< the lr set by the last step (base_lr at first)
+  int64_t last_epoch() const { return epoch_; }
+  double base_lr() const { return base_lr_; }
+  virtual double lr_at(int64_t epoch) const = 0;
+
+protected:
+  Optimizer& optimizer_;
+  double base_lr_;
+
+private:
+  int64_t epoch_ = 0;
+  double last_lr_;
+};
+
+/// torch.optim.lr_scheduler.StepLR: lr = base_lr gamma^floor(epoch / step_size).
+class StepLR : public LRScheduler {
+public:
+  StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
+  double lr_at(int64_t epoch) const override;
+private:
+  int64_t step_size_;
+  double gamma_;
+};
+
+/// torch.optim.lr_scheduler.ExponentialLR: lr = base_lr gamma^epoch.
+class ExponentialLR : public LRScheduler {
+public:
+  ExponentialLR(Optimizer& optimizer, double gamma);
+  double lr_at(int64_t epoch) const override;
+private:
+  double gamma_;
+};
+
+/// torch.optim.lr_scheduler.CosineAnnealingLR:
+/// lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2.
+class CosineAnnealingLR : public LRScheduler {
+public:
+  CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min = 0.0);
+  double lr_at(int64_t epoch) const override;
+private:
+  int64_t T_max_;
+  double eta_min_;
+};
+
+}  // namespace optim
+
+// ---- gradient clipping (torch.nn.utils) ---------------------------------------------------
+
+/// torch.nn.utils.clip_grad_norm_: the norm_type-norm of all gradients together (norm_type
+/// may be INFINITY: the largest |g|); if max_norm / (norm + 1e-6) < 1, every gradient is
+/// scaled by it. Returns the norm before clipping. Parameters without a gradient are skipped
+/// (none: returns 0). A NaN or infinite norm scales the gradients by NaN or 0, as PyTorch does.
+double clip_grad_norm(const std::vector<Variable>& params, double max_norm, double norm_type = 2.0);
+
+/// torch.nn.utils.clip_grad_value_: clamps every gradient element into [-clip_value, clip_value].
+void clip_grad_value(const std::vector<Variable>& params, double clip_value);
+
+}  // namespace unroll

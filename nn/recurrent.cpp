@@ -1,0 +1,358 @@
+#include "nn/recurrent.h"
+
+#include "autograd/ops.h"
+#include "nn/init.h"
+#include "nn/layers.h"
+
+#include <cmath>
+#include <string>
+
+namespace unroll {
+
+State detach(const State& state) {
+  State out;
+  out.reserve(state.size());
+  for (const Variable& s : state) out.push_back(s.detach());
+  return out;
+}
+
+namespace {
+
+// Registers weight_ih [G*H, I], weight_hh [G*H, H] and (if bias) bias_ih, bias_hh [G*H],
+// all U(-1/sqrt(H), 1/sqrt(H)) in this order, as PyTorch's RNNCellBase does.
+struct CellParams {
+  Variable weight_ih, weight_hh, bias_ih, bias_hh;
+};
+
+template <typename Register>
+CellParams make_cell_params(const char* cell, int64_t I, int64_t H, int64_t G, bool bias, Register reg) {
+  UNROLL_CHECK(I > 0 && H > 0, "{}: sizes must be positive, got input_size={} hidden_size={}", cell, I, H);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(H));
+  CellParams p;
+  p.weight_ih = reg("weight_ih", zeros({G * H, I}));
+  p.weight_hh = reg("weight_hh", zeros({G * H, H}));
+  if (bias) {
+    p.bias_ih = reg("bias_ih", zeros({G * H}));
+    p.bias_hh = reg("bias_hh", zeros({G * H}));
+  }
+  for (Variable* v : {&p.weight_ih, &p.weight_hh, &p.bias_ih, &p.bias_hh})
+    if (v->defined()) init::uniform_(*v, -bound, bound);
+  return p;
+}
+
+// Validates one step's input and state of a built-in cell: x [B,I], n_state tensors [B,H],
+// all of the parameters' dtype.
+void check_step(const char* cell, const Variable& x, const State& state, size_t n_state, int64_t I, int64_t H,
+                DType param_dtype) {
+  UNROLL_CHECK(x.defined(), "{}: input is undefined", cell);
+  UNROLL_CHECK(x.ndim() == 2, "{}: input {} must be 2-D [B,I] (one time step; use run_cell or a sequence module "
+               "for [T,B,I])", cell, x.shape());
+  UNROLL_CHECK(x.size(1) == I, "{}: input {} has {} features, expected {}", cell, x.shape(), x.size(1), I);
+  UNROLL_CHECK(x.dtype() == param_dtype, "{}: input is {} but the parameters are {} (convert with module.to())",
+               cell, x.dtype(), param_dtype);
+  UNROLL_CHECK(state.size() == n_state, "{}: state has {} tensors, expected {}", cell, state.size(), n_state);
+  const int64_t B = x.size(0);
+  for (size_t k = 0; k < state.size(); ++k) {
+    const Variable& s = state[k];
+    UNROLL_CHECK(s.defined(), "{}: state[{}] is undefined", cell, k);
+    UNROLL_CHECK(s.ndim() == 2 && s.size(1) == H, "{}: state[{}] {} must be [B,H] with H = {}", cell, k, s.shape(),
+                 H);
+    UNROLL_CHECK(s.size(0) == B, "{}: state[{}] {} has batch {} but the input {} has batch {}", cell, k, s.shape(),
+                 s.size(0), x.shape(), B);
+    UNROLL_CHECK(s.dtype() == param_dtype, "{}: state[{}] is {} but the parameters are {}", cell, k, s.dtype(),
+                 param_dtype);
+  }
+}
+
+State zero_state(size_t n, int64_t B, int64_t H, DType dtype) {
+  State s;
+  for (size_t k = 0; k < n; ++k) s.emplace_back(zeros({B, H}, dtype));
+  return s;
+}
+
+void check_lengths(const char* who, const std::vector<int64_t>& lengths, int64_t T, int64_t B) {
+  if (lengths.empty()) return;
+  UNROLL_CHECK(static_cast<int64_t>(lengths.size()) == B, "{}: {} lengths given for a batch of {}", who,
+               lengths.size(), B);
+  for (size_t b = 0; b < lengths.size(); ++b)
+    UNROLL_CHECK(lengths[b] >= 1 && lengths[b] <= T, "{}: lengths[{}] = {} is outside 1..T = 1..{}", who, b,
+                 lengths[b], T);
+}
+
+}  // namespace
+
+// ---- cells ---------------------------------------------------------------------------------
+
+RNNCell::RNNCell(int64_t input_size, int64_t hidden_size, bool bias, Nonlinearity nl)
+    : nonlinearity(nl), input_size_(input_size), hidden_size_(hidden_size) {
+  auto reg = [this](const char* name, Tensor t) { return register_parameter(name, std::move(t)); };
+  CellParams p = make_cell_params("RNNCell", input_size, hidden_size, 1, bias, reg);
+  weight_ih = p.weight_ih, weight_hh = p.weight_hh, bias_ih = p.bias_ih, bias_hh = p.bias_hh;
+}
+
+State RNNCell::initial_state(int64_t batch, DType dtype) const { return zero_state(1, batch, hidden_size_, dtype); }
+
+State RNNCell::forward(const Variable& x, const State& state) {
+  const State s = state.empty() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
+  check_step("RNNCell", x, s, 1, input_size_, hidden_size_, weight_ih.dtype());
+  Variable pre = linear(x, weight_ih, bias_ih) + linear(s[0], weight_hh, bias_hh);  // [B,H]
+  return {nonlinearity == Nonlinearity::Tanh ? tanh(pre) : relu(pre)};
+}
+
+Variable RNNCell::forward(const Variable& x, const Variable& h) { return forward(x, State{h})[0]; }
+
+LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size, bool bias)
+    : input_size_(input_size), hidden_size_(hidden_size) {
+  auto reg = [this](const char* name, Tensor t) { return register_parameter(name, std::move(t)); };
+  CellParams p = make_cell_params("LSTMCell", input_size, hidden_size, 4, bias, reg);
+  weight_ih = p.weight_ih, weight_hh = p.weight_hh, bias_ih = p.bias_ih, bias_hh = p.bias_hh;
+}
+
+State LSTMCell::initial_state(int64_t batch, DType dtype) const { return zero_state(2, batch, hidden_size_, dtype); }
+
+State LSTMCell::forward(const Variable& x, const State& state) {
+  const State s = state.empty() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
+  check_step("LSTMCell", x, s, 2, input_size_, hidden_size_, weight_ih.dtype());
+  const Variable &h = s[0], &c = s[1];
+  Variable gates = linear(x, weight_ih, bias_ih) + linear(h, weight_hh, bias_hh);  // [B,4H]
+  std::vector<Variable> ifgo = chunk(gates, 4, 1);                                 // 4 x [B,H]
+  Variable i = sigmoid(ifgo[0]), f = sigmoid(ifgo[1]), g = tanh(ifgo[2]), o = sigmoid(ifgo[3]);
+  Variable c_next = f * c + i * g;
+  Variable h_next = o * tanh(c_next);
+  return {h_next, c_next};
+}
+
+std::pair<Variable, Variable> LSTMCell::forward(const Variable& x, const Variable& h, const Variable& c) {
+  State s = forward(x, State{h, c});
+  return {s[0], s[1]};
+}
+
+GRUCell::GRUCell(int64_t input_size, int64_t hidden_size, bool bias)
+    : input_size_(input_size), hidden_size_(hidden_size) {
+  auto reg = [this](const char* name, Tensor t) { return register_parameter(name, std::move(t)); };
+  CellParams p = make_cell_params("GRUCell", input_size, hidden_size, 3, bias, reg);
+  weight_ih = p.weight_ih, weight_hh = p.weight_hh, bias_ih = p.bias_ih, bias_hh = p.bias_hh;
+}
+
+State GRUCell::initial_state(int64_t batch, DType dtype) const { return zero_state(1, batch, hidden_size_, dtype); }
+
+State GRUCell::forward(const Variable& x, const State& state) {
+  const State s = state.empty() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
+  check_step("GRUCell", x, s, 1, input_size_, hidden_size_, weight_ih.dtype());
+  const Variable& h = s[0];
+  std::vector<Variable> gi = chunk(linear(x, weight_ih, bias_ih), 3, 1);  // W_ir x + b_ir, W_iz x + b_iz, W_in x + b_in
+  std::vector<Variable> gh = chunk(linear(h, weight_hh, bias_hh), 3, 1);  // W_hr h + b_hr, W_hz h + b_hz, W_hn h + b_hn
+  Variable r = sigmoid(gi[0] + gh[0]);
+  Variable z = sigmoid(gi[1] + gh[1]);
+  Variable n = tanh(gi[2] + r * gh[2]);
+  return {(1.0 - z) * n + z * h};
+}
+
+Variable GRUCell::forward(const Variable& x, const Variable& h) { return forward(x, State{h})[0]; }
+
+// ---- run_cell ------------------------------------------------------------------------------
+
+Tensor length_mask(const std::vector<int64_t>& lengths, int64_t T, DType dtype) {
+  UNROLL_CHECK(T >= 1, "length_mask: T must be positive, got {}", T);
+  const auto B = static_cast<int64_t>(lengths.size());
+  check_lengths("length_mask", lengths, T, B);
+  Tensor m = zeros({T, B}, DType::F64);
+  double* d = m.data<double>();
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t b = 0; b < B; ++b) d[t * B + b] = t < lengths[static_cast<size_t>(b)] ? 1.0 : 0.0;
+  return m.to(dtype);
+}
+
+SequenceResult run_cell(RecurrentCell& cell, const Variable& x, const State& initial,
+                        const std::vector<int64_t>& lengths, Direction direction) {
+  UNROLL_CHECK(x.defined() && x.ndim() == 3, "run_cell: input {} must be 3-D [T,B,I]",
+               x.defined() ? x.shape().str() : std::string("(undefined)"));
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = cell.hidden_size();
+  UNROLL_CHECK(T >= 1 && B >= 1, "run_cell: input {} has no time steps or no batch", x.shape());
+  check_lengths("run_cell", lengths, T, B);
+
+  State state = cell.initial_state(B, x.dtype());
+  if (!initial.empty()) {
+    UNROLL_CHECK(initial.size() == state.size(), "run_cell: initial state has {} tensors, the cell's state has {}",
+                 initial.size(), state.size());
+    for (size_t k = 0; k < state.size(); ++k)
+      UNROLL_CHECK(initial[k].defined() && initial[k].shape() == state[k].shape(),
+                   "run_cell: initial state[{}] is {}, expected {} for a batch of {}", k,
+                   initial[k].defined() ? initial[k].shape().str() : std::string("undefined"), state[k].shape(), B);
+    state = initial;
+  }
+
+  // valid[t]: [B,1] of 1 where step t is part of sequence b; left undefined when every
+  // sequence covers step t (then no masking ops are recorded).
+  std::vector<Tensor> valid(static_cast<size_t>(T)), padded(static_cast<size_t>(T));
+  if (!lengths.empty()) {
+    const Tensor mask = length_mask(lengths, T, x.dtype());  // [T,B]
+    for (int64_t t = 0; t < T; ++t) {
+      bool all_valid = true;
+      for (int64_t len : lengths) all_valid = all_valid && t < len;
+      if (all_valid) continue;
+      valid[static_cast<size_t>(t)] = narrow(mask, 0, t, 1).reshape({B, 1});
+      padded[static_cast<size_t>(t)] = rsub(1.0, valid[static_cast<size_t>(t)]);
+    }
+  }
+
+  std::vector<Variable> outputs(static_cast<size_t>(T));  // each [B,H]
+  for (int64_t k = 0; k < T; ++k) {
+    const int64_t t = direction == Direction::Forward ? k : T - 1 - k;
+    StepScope step(static_cast<int>(t));
+    Variable x_t = reshape(narrow(x, 0, t, 1), {B, I});  // [B,I]
+    State next = cell.forward(x_t, state);
+    UNROLL_CHECK(next.size() == state.size(), "run_cell: step {}: the cell returned {} state tensors, expected {}", t,
+                 next.size(), state.size());
+    UNROLL_CHECK(next[0].ndim() == 2 && next[0].size(0) == B && next[0].size(1) == H,
+                 "run_cell: step {}: the cell's output state[0] is {}, expected [B,H] = [{},{}]", t, next[0].shape(), B,
+                 H);
+    Variable h_t = next[0];
+    const Tensor& v = valid[static_cast<size_t>(t)];
+    if (v.defined()) {
+      // Padded step: keep the old state, emit zeros.
+      for (size_t j = 0; j < next.size(); ++j) {
+        Shape mask_shape{B};
+        for (int d = 1; d < next[j].ndim(); ++d) mask_shape.push_back(1);
+        next[j] = where(v.reshape(mask_shape), next[j], state[j]);
+      }
+      h_t = masked_fill(h_t, padded[static_cast<size_t>(t)], 0.0);
+    }
+    outputs[static_cast<size_t>(t)] = h_t;
+    state = std::move(next);
+  }
+  return {stack(std::span<const Variable>(outputs), 0), std::move(state)};  // [T,B,H]
+}
+
+// ---- sequence modules ----------------------------------------------------------------------
+
+RecurrentStack::RecurrentStack(const Config& c,
+                               const std::function<std::shared_ptr<RecurrentCell>(int64_t)>& make_cell)
+    : name_(c.name),
+      input_size_(c.input_size),
+      hidden_size_(c.hidden_size),
+      num_layers_(c.num_layers),
+      bidirectional_(c.bidirectional),
+      dropout_(c.dropout),
+      batch_first_(c.batch_first),
+      gen_(default_generator().next_u64()) {
+  UNROLL_CHECK(c.input_size > 0 && c.hidden_size > 0, "{}: sizes must be positive, got input_size={} hidden_size={}",
+               c.name, c.input_size, c.hidden_size);
+  UNROLL_CHECK(c.num_layers >= 1, "{}: num_layers must be at least 1, got {}", c.name, c.num_layers);
+  UNROLL_CHECK(c.dropout >= 0.0 && c.dropout <= 1.0, "{}: dropout must be in [0, 1], got {}", c.name, c.dropout);
+  const int64_t D = num_directions();
+  for (int64_t layer = 0; layer < num_layers_; ++layer) {
+    for (int64_t dir = 0; dir < D; ++dir) {
+      std::shared_ptr<RecurrentCell> cell = make_cell(layer == 0 ? input_size_ : D * hidden_size_);
+      const std::string suffix = fmt::format("_l{}{}", layer, dir == 1 ? "_reverse" : "");
+      for (auto& [name, p] : cell->named_parameters()) register_parameter(name + suffix, p);
+      cells_.push_back(std::move(cell));
+    }
+  }
+}
+
+RecurrentCell& RecurrentStack::cell(int64_t layer, int64_t direction) {
+  UNROLL_CHECK(layer >= 0 && layer < num_layers_ && direction >= 0 && direction < num_directions(),
+               "{}: no cell for layer {} direction {} ({} layers, {} directions)", name_, layer, direction,
+               num_layers_, num_directions());
+  return *cells_[static_cast<size_t>(layer * num_directions() + direction)];
+}
+
+std::pair<Variable, State> RecurrentStack::run(const Variable& input, const State& initial,
+                                               const std::vector<int64_t>& lengths) {
+  UNROLL_CHECK(input.defined() && input.ndim() == 3, "{}: input {} must be 3-D {}", name_,
+               input.defined() ? input.shape().str() : std::string("(undefined)"),
+               batch_first_ ? "[B,T,I] (batch_first)" : "[T,B,I]");
+  UNROLL_CHECK(input.size(2) == input_size_, "{}: input {} has {} features, expected {}", name_, input.shape(),
+               input.size(2), input_size_);
+  Variable x = batch_first_ ? transpose(input, 0, 1) : input;  // [T,B,I]
+  const int64_t T = x.size(0), B = x.size(1), D = num_directions(), H = hidden_size_;
+  check_lengths(name_, lengths, T, B);
+  const Shape state_shape{num_layers_ * D, B, H};
+  for (size_t k = 0; k < initial.size(); ++k)
+    UNROLL_CHECK(initial[k].defined() && initial[k].shape() == state_shape,
+                 "{}: initial state {} is {}, expected [L*D,B,H] = {}", name_, k,
+                 initial[k].defined() ? initial[k].shape().str() : std::string("undefined"), state_shape);
+
+  std::vector<State> finals;  // [layer * D + direction]
+  Variable layer_input = x;   // [T,B,I] then [T,B,D*H]
+  for (int64_t layer = 0; layer < num_layers_; ++layer) {
+    std::vector<Variable> outputs;  // D x [T,B,H]
+    for (int64_t dir = 0; dir < D; ++dir) {
+      const int64_t idx = layer * D + dir;
+      State start;
+      for (const Variable& s : initial) start.push_back(reshape(narrow(s, 0, idx, 1), {B, H}));
+      SequenceResult r = run_cell(cell(layer, dir), layer_input, start, lengths,
+                                  dir == 0 ? Direction::Forward : Direction::Reverse);
+      outputs.push_back(r.output);
+      finals.push_back(std::move(r.final_state));
+    }
+    Variable out = D == 1 ? outputs[0] : concat(std::span<const Variable>(outputs), 2);  // [T,B,D*H]
+    if (is_training() && dropout_ > 0.0 && layer + 1 < num_layers_)
+      out = out * Variable(dropout_mask(out.shape(), dropout_, out.dtype(), gen_));
+    layer_input = out;
+  }
+
+  State final_state;  // one [L*D,B,H] per state component
+  for (size_t k = 0; k < finals[0].size(); ++k) {
+    std::vector<Variable> parts;
+    for (const State& f : finals) parts.push_back(f[k]);
+    final_state.push_back(stack(std::span<const Variable>(parts), 0));
+  }
+  Variable output = batch_first_ ? transpose(layer_input, 0, 1) : layer_input;
+  return {output, final_state};
+}
+
+RNN::RNN(const RNNOptions& opts)
+    : RecurrentStack({.name = "RNN",
+                      .input_size = opts.input_size,
+                      .hidden_size = opts.hidden_size,
+                      .num_layers = opts.num_layers,
+                      .bidirectional = opts.bidirectional,
+                      .dropout = opts.dropout,
+                      .batch_first = opts.batch_first},
+                     [&opts](int64_t in) {
+                       return std::make_shared<RNNCell>(in, opts.hidden_size, opts.bias, opts.nonlinearity);
+                     }),
+      options(opts) {}
+
+RNNOutput RNN::forward(const Variable& x, const Variable& h_0, const std::vector<int64_t>& lengths) {
+  auto [output, state] = run(x, h_0.defined() ? State{h_0} : State{}, lengths);
+  return {output, state[0]};
+}
+
+LSTM::LSTM(const LSTMOptions& opts)
+    : RecurrentStack({.name = "LSTM",
+                      .input_size = opts.input_size,
+                      .hidden_size = opts.hidden_size,
+                      .num_layers = opts.num_layers,
+                      .bidirectional = opts.bidirectional,
+                      .dropout = opts.dropout,
+                      .batch_first = opts.batch_first},
+                     [&opts](int64_t in) { return std::make_shared<LSTMCell>(in, opts.hidden_size, opts.bias); }),
+      options(opts) {}
+
+LSTMOutput LSTM::forward(const Variable& x, const State& initial, const std::vector<int64_t>& lengths) {
+  UNROLL_CHECK(initial.empty() || initial.size() == 2, "LSTM: initial state must be {{h_0, c_0}} (or empty), got {} "
+               "tensors", initial.size());
+  auto [output, state] = run(x, initial, lengths);
+  return {output, state[0], state[1]};
+}
+
+GRU::GRU(const GRUOptions& opts)
+    : RecurrentStack({.name = "GRU",
+                      .input_size = opts.input_size,
+                      .hidden_size = opts.hidden_size,
+                      .num_layers = opts.num_layers,
+                      .bidirectional = opts.bidirectional,
+                      .dropout = opts.dropout,
+                      .batch_first = opts.batch_first},
+                     [&opts](int64_t in) { return std::make_shared<GRUCell>(in, opts.hidden_size, opts.bias); }),
+      options(opts) {}
+
+RNNOutput GRU::forward(const Variable& x, const Variable& h_0, const std::vector<int64_t>& lengths) {
+  auto [output, state] = run(x, h_0.defined() ? State{h_0} : State{}, lengths);
+  return {output, state[0]};
+}
+
+}  // namespace unroll

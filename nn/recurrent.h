@@ -1,0 +1,269 @@
+#pragma once
+// Recurrent layers as plain compositions: cells, a generic sequence runner, and the
+// multi-layer, bidirectional sequence modules RNN, LSTM and GRU.
+//
+// A cell maps one time step (x [B,I], state) to a new state; it is written with the ops of
+// autograd/ops.h and contains no backward code. run_cell() is an ordinary loop over time
+// that calls the cell once per step; every op it runs is recorded, so backward() through
+// its output is back-propagation through time. Parameter names, shapes, gate order,
+// equations and default initialisation match torch.nn.RNNCell/LSTMCell/GRUCell and
+// torch.nn.RNN/LSTM/GRU, so state_dicts move between the two.
+//
+// Writing your own cell: derive from RecurrentCell, register its parameters, and return
+// the new state from forward(); run_cell(), variable-length batches and gradcheck work
+// with it unchanged (see tests/test_custom_cell.cpp).
+//
+// Note [truncated BPTT]
+// To train on a long stream in chunks, carry the final state into the next chunk with
+// detach(): the values flow on, the graph stops at the chunk boundary, so memory and
+// backward time stay constant per chunk.
+//
+//   State state;                                   // empty: zeros
+//   for (const Variable& chunk : chunks) {         // each [T,B,I]
+//     SequenceResult r = run_cell(cell, chunk, state);
+//     Variable loss = mean(pow(linear(r.output, w) - target, 2.0));
+//     loss.backward();                             // through this chunk only
+//     sgd_step(params);
+//     state = detach(r.final_state);               // keep the values, cut the graph
+//   }
+//
+// Without the detach(), the second chunk's graph reaches back into the first one, whose
+// saved tensors the first backward() already freed, and backward() throws an error saying
+// so (pass retain_graph only if you really mean full BPTT over all chunks).
+#include "autograd/ops.h"
+#include "nn/module.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace unroll {
+
+/// A recurrent state: RNN/GRU {h}, LSTM {h, c}; any cell: state[0] is the output h [B,H].
+using State = std::vector<Variable>;
+
+/// Each Variable of the state detached from the graph (truncated BPTT, see the note above).
+State detach(const State& state);
+
+/// One step of a recurrence: (x [B,I], state) -> new state. Built-in and user cells
+/// derive from it; run_cell() drives any of them over a sequence.
+class RecurrentCell : public Module {
+public:
+  /// The zero state for a batch of B.
+  virtual State initial_state(int64_t batch, DType dtype) const = 0;
+  /// x [B,I], state -> new state (state[0] is the new h [B,H]).
+  virtual State forward(const Variable& x, const State& state) = 0;
+  virtual int64_t hidden_size() const = 0;
+  State operator()(const Variable& x, const State& state) { return forward(x, state); }
+};
+
+enum class Nonlinearity { Tanh, Relu };
+
+/// h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act tanh or relu (torch.nn.RNNCell).
+/// weight_ih [H,I], weight_hh [H,H], bias_ih [H], bias_hh [H]; all U(-1/sqrt(H), 1/sqrt(H)).
+class RNNCell : public RecurrentCell {
+public:
+  RNNCell(int64_t input_size, int64_t hidden_size, bool bias = true,
+          Nonlinearity nonlinearity = Nonlinearity::Tanh);
+  State initial_state(int64_t batch, DType dtype) const override;  ///< {h} zeros [B,H]
+  /// state {h}, or empty for zeros -> {h'}
+  State forward(const Variable& x, const State& state) override;
+  /// x [B,I], h [B,H] -> h' [B,H]
+  Variable forward(const Variable& x, const Variable& h);
+  int64_t hidden_size() const override { return hidden_size_; }
+  int64_t input_size() const { return input_size_; }
+  Variable weight_ih, weight_hh, bias_ih, bias_hh;  // biases undefined when bias = false
+  Nonlinearity nonlinearity;
+
+private:
+  int64_t input_size_, hidden_size_;
+};
+
+/// torch.nn.LSTMCell, gates in the order i, f, g, o:
+///   [i f g o] = x W_ih^T + b_ih + h W_hh^T + b_hh
+///   c' = sigmoid(f) * c + sigmoid(i) * tanh(g);   h' = sigmoid(o) * tanh(c')
+/// weight_ih [4H,I], weight_hh [4H,H], bias_ih [4H], bias_hh [4H]; all U(-1/sqrt(H), 1/sqrt(H)).
+class LSTMCell : public RecurrentCell {
+public:
+  LSTMCell(int64_t input_size, int64_t hidden_size, bool bias = true);
+  State initial_state(int64_t batch, DType dtype) const override;  ///< {h, c} zeros [B,H]
+  /// state {h, c}, or empty for zeros -> {h', c'}
+  State forward(const Variable& x, const State& state) override;
+  /// x [B,I], h [B,H], c [B,H] -> (h', c')
+  std::pair<Variable, Variable> forward(const Variable& x, const Variable& h, const Variable& c);
+  int64_t hidden_size() const override { return hidden_size_; }
+  int64_t input_size() const { return input_size_; }
+  Variable weight_ih, weight_hh, bias_ih, bias_hh;
+
+private:
+  int64_t input_size_, hidden_size_;
+};
+
+/// torch.nn.GRUCell, gates in the order r, z, n:
+///   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr);   z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+///   n = tanh(W_in x + b_in + r * (W_hn h + b_hn));   h' = (1 - z) * n + z * h
+/// weight_ih [3H,I], weight_hh [3H,H], bias_ih [3H], bias_hh [3H]; all U(-1/sqrt(H), 1/sqrt(H)).
+class GRUCell : public RecurrentCell {
+public:
+  GRUCell(int64_t input_size, int64_t hidden_size, bool bias = true);
+  State initial_state(int64_t batch, DType dtype) const override;  ///< {h} zeros [B,H]
+  /// state {h}, or empty for zeros -> {h'}
+  State forward(const Variable& x, const State& state) override;
+  /// x [B,I], h [B,H] -> h' [B,H]
+  Variable forward(const Variable& x, const Variable& h);
+  int64_t hidden_size() const override { return hidden_size_; }
+  int64_t input_size() const { return input_size_; }
+  Variable weight_ih, weight_hh, bias_ih, bias_hh;
+
+private:
+  int64_t input_size_, hidden_size_;
+};
+
+// ---- running a cell over a sequence ------------------------------------------------------
+
+enum class Direction { Forward, Reverse };
+
+struct SequenceResult {
+  Variable output;    ///< [T,B,H]: state[0] after each step (zero at padded steps)
+  State final_state;  ///< the state after each sequence's last valid step
+};
+
+/// Runs `cell` over x [T,B,I] one step at a time (a plain loop: narrow out x_t, call the
+/// cell, stack the h's), each step under StepScope(t). `initial` empty means the cell's
+/// zero state. `lengths` (one per batch element, each in 1..T, any order) marks the steps
+/// t >= lengths[b] of sequence b as padding: there the state is carried unchanged
+/// (state = where(valid_t, new, old)) and the output is zero, so final_state is each
+/// sequence's own last valid step, like PyTorch's packed sequences. Direction::Reverse
+/// walks t = T-1 .. 0; with lengths, each sequence is then read backwards from its own
+/// last valid step (PyTorch's reverse direction on packed sequences).
+SequenceResult run_cell(RecurrentCell& cell, const Variable& x, const State& initial = {},
+                        const std::vector<int64_t>& lengths = {}, Direction direction = Direction::Forward);
+
+/// [T,B] of 1 where t < lengths[b], else 0: multiply a per-step loss by it (and divide by
+/// sum(lengths)) so padded steps do not count.
+Tensor length_mask(const std::vector<int64_t>& lengths, int64_t T, DType dtype = DType::F32);
+
+// ---- sequence modules ----------------------------------------------------------------------
+//
+// Options are written with designated initialisers, in the order the members are declared:
+//   LSTM lstm({.input_size = 8, .hidden_size = 16, .num_layers = 2, .bidirectional = true,
+//              .dropout = 0.1, .batch_first = false});
+// Input x [T,B,I] ([B,T,I] if batch_first); output [T,B,D*H] ([B,T,D*H]), where D = 2 if
+// bidirectional else 1; states h_0/h_n (and c_0/c_n) are [L*D,B,H] (never batch-first),
+// indexed by layer * D + direction, like PyTorch. Parameters are named weight_ih_l{k},
+// weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (+ "_reverse" for the backward direction),
+// registered per layer: forward direction first, then reverse.
+
+struct RNNOptions {
+  int64_t input_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 1;
+  Nonlinearity nonlinearity = Nonlinearity::Tanh;
+  bool bias = true;
+  bool bidirectional = false;
+  double dropout = 0.0;  ///< on each layer's output except the last, in training mode only
+  bool batch_first = false;
+};
+
+struct LSTMOptions {
+  int64_t input_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 1;
+  bool bias = true;
+  bool bidirectional = false;
+  double dropout = 0.0;  ///< on each layer's output except the last, in training mode only
+  bool batch_first = false;
+};
+using GRUOptions = LSTMOptions;
+
+/// The machinery RNN, LSTM and GRU share: L layers x D directions of cells, each driven by
+/// run_cell(); layer k > 0 reads the concatenated outputs of layer k-1.
+class RecurrentStack : public Module {
+public:
+  int64_t input_size() const { return input_size_; }
+  int64_t hidden_size() const { return hidden_size_; }
+  int64_t num_layers() const { return num_layers_; }
+  int64_t num_directions() const { return bidirectional_ ? 2 : 1; }
+  bool batch_first() const { return batch_first_; }
+  double dropout() const { return dropout_; }
+  /// The cell of one layer and direction (0 forward, 1 reverse); its parameters are the
+  /// module's, so run_cell(stack.cell(k, 0), ...) uses the same weights.
+  RecurrentCell& cell(int64_t layer, int64_t direction = 0);
+
+protected:
+  struct Config {
+    const char* name;
+    int64_t input_size, hidden_size, num_layers;
+    bool bidirectional;
+    double dropout;
+    bool batch_first;
+  };
+  /// make_cell(input size of the layer) builds one cell; it is called per layer and
+  /// direction in PyTorch's parameter order.
+  RecurrentStack(const Config& config, const std::function<std::shared_ptr<RecurrentCell>(int64_t)>& make_cell);
+  /// x [T,B,I] (or [B,T,I]); initial: empty, or one [L*D,B,H] per state component ->
+  /// output [T,B,D*H] (or [B,T,D*H]) and one [L*D,B,H] per state component.
+  std::pair<Variable, State> run(const Variable& x, const State& initial, const std::vector<int64_t>& lengths);
+
+private:
+  const char* name_;
+  int64_t input_size_, hidden_size_, num_layers_;
+  bool bidirectional_;
+  double dropout_;
+  bool batch_first_;
+  std::vector<std::shared_ptr<RecurrentCell>> cells_;  // [layer * D + direction]
+  Generator gen_;                                      // between-layer dropout masks
+};
+
+/// output [T,B,D*H] (or [B,T,D*H]) and h_n [L*D,B,H].
+struct RNNOutput {
+  Variable output;
+  Variable h_n;
+};
+
+/// output [T,B,D*H] (or [B,T,D*H]), h_n and c_n [L*D,B,H].
+struct LSTMOutput {
+  Variable output;
+  Variable h_n;
+  Variable c_n;
+};
+
+/// torch.nn.RNN: a stack of RNNCells.
+class RNN : public RecurrentStack {
+public:
+  explicit RNN(const RNNOptions& options);
+  /// x [T,B,I], h_0 [L*D,B,H] (undefined: zeros), lengths (empty: all T) -> {output, h_n}
+  RNNOutput forward(const Variable& x, const Variable& h_0 = Variable(), const std::vector<int64_t>& lengths = {});
+  RNNOutput operator()(const Variable& x, const Variable& h_0 = Variable(), const std::vector<int64_t>& lengths = {}) {
+    return forward(x, h_0, lengths);
+  }
+  const RNNOptions options;
+};
+
+/// torch.nn.LSTM: a stack of LSTMCells.
+class LSTM : public RecurrentStack {
+public:
+  explicit LSTM(const LSTMOptions& options);
+  /// x [T,B,I], initial {h_0, c_0} each [L*D,B,H] (empty: zeros), lengths -> {output, h_n, c_n}
+  LSTMOutput forward(const Variable& x, const State& initial = {}, const std::vector<int64_t>& lengths = {});
+  LSTMOutput operator()(const Variable& x, const State& initial = {}, const std::vector<int64_t>& lengths = {}) {
+    return forward(x, initial, lengths);
+  }
+  const LSTMOptions options;
+};
+
+/// torch.nn.GRU: a stack of GRUCells.
+class GRU : public RecurrentStack {
+public:
+  explicit GRU(const GRUOptions& options);
+  /// x [T,B,I], h_0 [L*D,B,H] (undefined: zeros), lengths (empty: all T) -> {output, h_n}
+  RNNOutput forward(const Variable& x, const Variable& h_0 = Variable(), const std::vector<int64_t>& lengths = {});
+  RNNOutput operator()(const Variable& x, const Variable& h_0 = Variable(), const std::vector<int64_t>& lengths = {}) {
+    return forward(x, h_0, lengths);
+  }
+  const GRUOptions options;
+};
+
+}  // namespace unroll
