@@ -10,3 +10,8 @@
 #include "nn/module.h"
 #include "nn/init.h"
 #include "nn/layers.h"
+#include "nn/attention.h"
+#include "nn/checkpoint.h"
+#include "nn/recurrent.h"
+#include "nn/loss.h"
+#include "nn/optim.h"

@@ -66,6 +66,10 @@ public:
   int n_inputs() const { return static_cast<int>(node_->n_inputs); }
   /// grad(input i) += g, summing g down to the input's shape if it was broadcast.
   void add(int i, Tensor g);
+  /// grad(input i)[..., start:start+g.size(axis), ...] += g: a gradient for one slice of
+  /// the input, added in place, so slicing an input into T pieces costs O(input) in
+  /// backward rather than O(T * input).
+  void add_narrow(int i, int axis, int64_t start, const Tensor& g);
 private:
   const Node* node_;
 };

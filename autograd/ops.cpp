@@ -336,10 +336,7 @@ Variable permute(const Variable& x, std::initializer_list<int> dims) {
 Variable narrow(const Variable& x, int axis, int64_t start, int64_t length) {
   Tensor y = narrow(x.data(), axis, start, length);  // validates
   axis = normalize_axis("narrow", axis, x.ndim());
-  return record("narrow", y, {x}, [in = x.shape(), axis, start, length](const Tensor& dy, Grads& g) {
-    const Tensor rows = arange(start, start + length).to(DType::I64);
-    g.add(0, index_add(zeros(in, dy.dtype()), axis, rows, dy));
-  });
+  return record("narrow", y, {x}, [axis, start](const Tensor& dy, Grads& g) { g.add_narrow(0, axis, start, dy); });
 }
 
 Variable slice(const Variable& x, int axis, int64_t start, int64_t stop) {

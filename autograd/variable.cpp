@@ -109,6 +109,14 @@ void Grads::add(int i, Tensor g) {
   accumulate(in, std::move(g));
 }
 
+void Grads::add_narrow(int i, int axis, int64_t start, const Tensor& g) {
+  Node* in = node_->inputs[i];
+  if (!in) return;
+  if (!in->grad.defined()) in->grad = zeros_like(in->data);
+  else if (!in->grad.unique()) in->grad = in->grad.clone();
+  narrow_add_(in->grad, axis, start, g);
+}
+
 namespace detail {
 
 bool should_record(std::span<const Variable* const> inputs) {

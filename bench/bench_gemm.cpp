@@ -26,7 +26,8 @@ namespace {
 
 constexpr const char* kHelp = R"(bench_gemm: single-thread float GEMM throughput, unroll vs OpenBLAS.
 
-usage: OPENBLAS_CORETYPE=Cooperlake bench_gemm [--quick] [--json] [--filter S] [--help]
+usage: OPENBLAS_CORETYPE=Cooperlake bench_gemm [--quick] [--json] [--filter S] [--reps N]
+                  [--min-time S] [--help]
 
 Measures C = A * op(B) in GFLOP/s (2*M*N*K flops per call) for
   * square sizes n = 64, 128, 256, 512, 1024;
@@ -50,8 +51,12 @@ options:
               {"name": "ratio_sgemm_256x256x256", "value": 0.95, "unit": "x"}
             names are sgemm_MxNxK, with "_nt" after "sgemm" when B is transposed, plus
             "fma_peak" for the peak
-  --filter S  only the shapes whose name contains S (e.g. --filter _nt_)
-  --help    this text
+  --filter S      only the shapes whose name contains S (e.g. --filter _nt_)
+  --reps N        repetitions per measurement (default 5, --quick 2); the best counts
+  --min-time S    seconds per repetition (default 0.2, --quick 0.05). On a busy machine
+                  many short repetitions (e.g. --reps 30 --min-time 0.03) find quiet
+                  moments more reliably than a few long ones.
+  --help          this text
 )";
 
 using Clock = std::chrono::steady_clock;
@@ -242,9 +247,15 @@ std::string percent(double num, double den) {
 int main(int argc, char** argv) {
   bool quick = false, json = false;
   std::string filter;
+  int reps_arg = 0;
+  double min_time_arg = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
       filter = argv[++i];
+    } else if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+      reps_arg = std::max(1, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--min-time") == 0 && i + 1 < argc) {
+      min_time_arg = std::max(1e-3, std::atof(argv[++i]));
     } else if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (std::strcmp(argv[i], "--json") == 0) {
@@ -257,8 +268,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const int reps = quick ? 2 : 5;
-  const double min_seconds = quick ? 0.05 : 0.2;
+  const int reps = reps_arg > 0 ? reps_arg : quick ? 2 : 5;
+  const double min_seconds = min_time_arg > 0 ? min_time_arg : quick ? 0.05 : 0.2;
 
   const OpenBlas blas = load_openblas();
   if (!json) {
@@ -275,7 +286,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  const double peak = measure_peak(quick ? 2 : 5);
+  const double peak = measure_peak(std::max(reps, 5));
   if (json) {
     print_json("fma_peak", peak, "GFLOP/s");
   } else {

@@ -12,7 +12,8 @@
 //
 // Shapes common in recurrent nets get shortcuts:
 //  * M == 1 or N == 1 (batch-1 cells, matrix-vector products) never pack: a GEMV kernel
-//    streams the matrix once with many independent accumulators.
+//    streams the matrix once (row-sequentially, or as independent dot products when the
+//    vector runs along the matrix rows).
 //  * M small (a whole row block) and B not transposed: the micro-kernel reads B in place
 //    (its rows are already NR-contiguous), so B is never copied.
 //  * M fits in one row block: each micro-panel of B is packed just before the micro-kernels
@@ -155,8 +156,8 @@ struct Simd<float> {
   static constexpr int W = 16;
   static constexpr int MR = 8, NV = 2;                  // 8 x 32 micro-tile
   static constexpr int64_t KC = 256, MC = 256, NC = 2048;
-  static constexpr int64_t kDirectBMaxM = 64;           // read B in place up to this M
-  static constexpr int GEMV_NV = 8, GEMV_ROWS = 8;
+  static constexpr int64_t kDirectBMaxM = 48;           // read B in place up to this M
+  static constexpr int GEMV_K = 4, GEMV_ROWS = 8;
   static V zero() { return _mm512_setzero_ps(); }
   static V set1(float x) { return _mm512_set1_ps(x); }
   static V loadu(const float* p) { return _mm512_loadu_ps(p); }
@@ -169,16 +170,19 @@ struct Simd<float> {
   /// In-place 16 x 16 transpose: afterwards r[c] holds what was column c.
   static void transpose(V (&r)[16]) {
     V t[16], u[16];
+#pragma GCC unroll 16
     for (int q = 0; q < 16; q += 2) {  // pairs of rows interleaved within 128-bit lanes
       t[q] = _mm512_unpacklo_ps(r[q], r[q + 1]);
       t[q + 1] = _mm512_unpackhi_ps(r[q], r[q + 1]);
     }
+#pragma GCC unroll 16
     for (int q = 0; q < 16; q += 4) {  // u[q + m]: lane L holds column 4L+m of rows q..q+3
       u[q] = _mm512_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
       u[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
       u[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
       u[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
     }
+#pragma GCC unroll 16
     for (int m = 0; m < 4; ++m) {  // gather lane L of u[m], u[4+m], u[8+m], u[12+m]
       const V a = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88);
       const V b = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xDD);
@@ -205,8 +209,8 @@ struct Simd<double> {
   static constexpr int W = 8;
   static constexpr int MR = 8, NV = 2;                  // 8 x 16 micro-tile
   static constexpr int64_t KC = 256, MC = 128, NC = 2048;
-  static constexpr int64_t kDirectBMaxM = 64;
-  static constexpr int GEMV_NV = 8, GEMV_ROWS = 8;
+  static constexpr int64_t kDirectBMaxM = 48;
+  static constexpr int GEMV_K = 4, GEMV_ROWS = 8;
   static V zero() { return _mm512_setzero_pd(); }
   static V set1(double x) { return _mm512_set1_pd(x); }
   static V loadu(const double* p) { return _mm512_loadu_pd(p); }
@@ -219,10 +223,12 @@ struct Simd<double> {
   /// In-place 8 x 8 transpose: afterwards r[c] holds what was column c.
   static void transpose(V (&r)[8]) {
     V t[8];
+#pragma GCC unroll 16
     for (int q = 0; q < 8; q += 2) {  // lane L of t[q]: column 2L of rows q, q+1; t[q+1]: 2L+1
       t[q] = _mm512_unpacklo_pd(r[q], r[q + 1]);
       t[q + 1] = _mm512_unpackhi_pd(r[q], r[q + 1]);
     }
+#pragma GCC unroll 16
     for (int m = 0; m < 2; ++m) {  // gather lane L of t[m], t[2+m], t[4+m], t[6+m]
       const V a = _mm512_shuffle_f64x2(t[m], t[2 + m], 0x88);
       const V b = _mm512_shuffle_f64x2(t[m], t[2 + m], 0xDD);
@@ -270,7 +276,7 @@ struct Simd<float> {
   static constexpr int MR = 6, NV = 2;                  // 6 x 16 micro-tile
   static constexpr int64_t KC = 256, MC = 192, NC = 2048;
   static constexpr int64_t kDirectBMaxM = 48;
-  static constexpr int GEMV_NV = 8, GEMV_ROWS = 4;
+  static constexpr int GEMV_K = 4, GEMV_ROWS = 4;
   static V zero() { return _mm256_setzero_ps(); }
   static V set1(float x) { return _mm256_set1_ps(x); }
   static V loadu(const float* p) { return _mm256_loadu_ps(p); }
@@ -286,16 +292,19 @@ struct Simd<float> {
   /// In-place 8 x 8 transpose: afterwards r[c] holds what was column c.
   static void transpose(V (&r)[8]) {
     V t[8], u[8];
+#pragma GCC unroll 16
     for (int q = 0; q < 8; q += 2) {
       t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
       t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
     }
+#pragma GCC unroll 16
     for (int q = 0; q < 8; q += 4) {  // u[q + m]: lane L holds column 4L+m of rows q..q+3
       u[q] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
       u[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
       u[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
       u[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
     }
+#pragma GCC unroll 16
     for (int m = 0; m < 4; ++m) {
       r[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);
       r[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);
@@ -316,7 +325,7 @@ struct Simd<double> {
   static constexpr int MR = 6, NV = 2;                  // 6 x 8 micro-tile
   static constexpr int64_t KC = 256, MC = 96, NC = 2048;
   static constexpr int64_t kDirectBMaxM = 48;
-  static constexpr int GEMV_NV = 8, GEMV_ROWS = 4;
+  static constexpr int GEMV_K = 4, GEMV_ROWS = 4;
   static V zero() { return _mm256_setzero_pd(); }
   static V set1(double x) { return _mm256_set1_pd(x); }
   static V loadu(const double* p) { return _mm256_loadu_pd(p); }
@@ -366,7 +375,7 @@ struct Simd {
   static constexpr int MR = 4, NV = 4;                  // 4 x 4 micro-tile
   static constexpr int64_t KC = 256, MC = 128, NC = 2048;
   static constexpr int64_t kDirectBMaxM = 32;
-  static constexpr int GEMV_NV = 8, GEMV_ROWS = 4;
+  static constexpr int GEMV_K = 4, GEMV_ROWS = 4;
   static V zero() { return T(0); }
   static V set1(T x) { return x; }
   static V loadu(const T* p) { return *p; }
@@ -737,59 +746,49 @@ void gemm_blocked(const GemmArgs<T>& g) {
   }
 }
 
-/// t[0:NVEC*W) = sum_k x[k] * b[k*ldb + 0:NVEC*W); with MASKED the last vector has only
-/// last_cols columns.
-template <class T, int NVEC, bool MASKED>
-void gemv_n_block(int64_t K, const T* __restrict x, const T* __restrict b, int64_t ldb,
-                  T* __restrict t, int64_t last_cols) {
-  using S = Simd<T>;
-  using V = typename S::V;
-  constexpr int W = S::W;
-  V acc[NVEC];
-#pragma GCC unroll 16
-  for (int v = 0; v < NVEC; ++v) acc[v] = S::zero();
-  for (int64_t k = 0; k < K; ++k) {
-    const V xk = S::set1(x[k]);
-    const T* row = b + k * ldb;
-#pragma GCC unroll 16
-    for (int v = 0; v < NVEC; ++v) {
-      const V bv = MASKED && v == NVEC - 1 ? S::load_n(row + v * W, last_cols)
-                                           : S::loadu(row + v * W);
-      acc[v] = S::fma(xk, bv, acc[v]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int v = 0; v < NVEC; ++v) {
-    if (MASKED && v == NVEC - 1) {
-      S::store_n(t + v * W, acc[v], last_cols);
-    } else {
-      S::storeu(t + v * W, acc[v]);
-    }
-  }
-}
-
-template <class T>
-using GemvNBlock = void (*)(int64_t, const T*, const T*, int64_t, T*, int64_t);
-
-template <class T, bool MASKED, size_t... R>
-constexpr std::array<GemvNBlock<T>, sizeof...(R)> make_gemv_n_blocks(std::index_sequence<R...>) {
-  return {&gemv_n_block<T, static_cast<int>(R) + 1, MASKED>...};
-}
-
-/// t[j] = sum_k x[k] * b[k*ldb + j] for j < N: B streamed once, row by row, in column
-/// blocks of GEMV_NV vectors held in registers.
+/// t[j] = sum_k x[k] * b[k*ldb + j] for j < N: B streamed once, row by row (GEMV_K rows
+/// at a time, so the hardware prefetcher sees long contiguous runs), accumulating into t,
+/// which stays in L1 (columns are done in chunks of CHUNK).
 template <class T>
 void gemv_n(int64_t K, int64_t N, const T* x, const T* b, int64_t ldb, T* t) {
   using S = Simd<T>;
-  constexpr int64_t W = S::W, BLOCK = S::GEMV_NV * S::W;
-  static constexpr auto full = make_gemv_n_blocks<T, false>(std::make_index_sequence<S::GEMV_NV>());
-  static constexpr auto masked = make_gemv_n_blocks<T, true>(std::make_index_sequence<S::GEMV_NV>());
-  int64_t j = 0;
-  for (; j + BLOCK <= N; j += BLOCK) gemv_n_block<T, S::GEMV_NV, false>(K, x, b + j, ldb, t + j, W);
-  if (j == N) return;
-  const int64_t nvec = (N - j + W - 1) / W;
-  const int64_t last_cols = N - j - (nvec - 1) * W;
-  (last_cols == W ? full : masked)[nvec - 1](K, x, b + j, ldb, t + j, last_cols);
+  using V = typename S::V;
+  constexpr int64_t W = S::W, KR = S::GEMV_K, CHUNK = 2048;
+  for (int64_t j0 = 0; j0 < N; j0 += CHUNK) {
+    const int64_t nc = std::min(CHUNK, N - j0);
+    const int64_t full = nc / W * W;
+    for (int64_t j = 0; j < nc; j += W) S::store_n(t + j0 + j, S::zero(), std::min(W, nc - j));
+    int64_t k = 0;
+    for (; k + KR <= K; k += KR) {
+      V xk[KR];
+      const T* row[KR];
+#pragma GCC unroll 16
+      for (int r = 0; r < KR; ++r) {
+        xk[r] = S::set1(x[k + r]);
+        row[r] = b + (k + r) * ldb + j0;
+      }
+      for (int64_t j = 0; j < full; j += W) {
+        V acc = S::loadu(t + j0 + j);
+#pragma GCC unroll 16
+        for (int r = 0; r < KR; ++r) acc = S::fma(xk[r], S::loadu(row[r] + j), acc);
+        S::storeu(t + j0 + j, acc);
+      }
+      if (full < nc) {
+        V acc = S::load_n(t + j0 + full, nc - full);
+#pragma GCC unroll 16
+        for (int r = 0; r < KR; ++r) acc = S::fma(xk[r], S::load_n(row[r] + full, nc - full), acc);
+        S::store_n(t + j0 + full, acc, nc - full);
+      }
+    }
+    for (; k < K; ++k) {
+      const V xk = S::set1(x[k]);
+      const T* row = b + k * ldb + j0;
+      for (int64_t j = 0; j < nc; j += W) {
+        const int64_t n = std::min(W, nc - j);
+        S::store_n(t + j0 + j, S::fma(xk, S::load_n(row + j, n), S::load_n(t + j0 + j, n)), n);
+      }
+    }
+  }
 }
 
 /// t[r] = sum_k x[k] * b[r*ldb + k] for r < ROWS: ROWS dot products sharing the loads of x.

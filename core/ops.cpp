@@ -129,25 +129,57 @@ bool is_trailing(const Shape& s, const Shape& out) {
   return true;
 }
 
+// Note [vectorisable loops]
+// GCC's -O2 cost model only vectorises a loop whose trip count is a known multiple of the
+// vector width and that needs no run-time alias check. So the hot loops below run over
+// blocks of kBlock elements through __restrict pointers, then finish with a scalar tail.
+// Outputs are fresh tensors, so they never alias the inputs.
+constexpr int64_t kBlock = 16;
+
+/// o[i] = f(a[i])
+template <typename R, typename T, typename F>
+void map1(R* __restrict o, const T* __restrict a, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock)
+    for (int64_t k = 0; k < kBlock; ++k) o[i + k] = f(a[i + k]);
+  for (; i < n; ++i) o[i] = f(a[i]);
+}
+
+/// o[i] = f(a[i], b[i])
+template <typename R, typename T, typename F>
+void map2(R* __restrict o, const T* __restrict a, const T* __restrict b, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock)
+    for (int64_t k = 0; k < kBlock; ++k) o[i + k] = f(a[i + k], b[i + k]);
+  for (; i < n; ++i) o[i] = f(a[i], b[i]);
+}
+
+/// o[i] = f(o[i], a[i]): accumulation into a distinct buffer
+template <typename T, typename F>
+void update(T* __restrict o, const T* __restrict a, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock)
+    for (int64_t k = 0; k < kBlock; ++k) o[i + k] = f(o[i + k], a[i + k]);
+  for (; i < n; ++i) o[i] = f(o[i], a[i]);
+}
+
 /// o = f(a, b) with broadcasting; see the fast paths below.
 template <typename T, typename R, typename F>
 void binary_kernel(const T* pa, const Shape& as, const T* pb, const Shape& bs, R* po, const Shape& os, F f) {
   const int64_t n = os.numel(), na = as.numel(), nb = bs.numel();
   if (n == 0) return;
   if (na == n && nb == n) {  // same layout (shapes differ at most by 1s)
-    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+    map2(po, pa, pb, n, f);
   } else if (nb == 1 && na == n) {
     const T s = pb[0];
-    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], s);
+    map1(po, pa, n, [&](T x) { return f(x, s); });
   } else if (na == 1 && nb == n) {
     const T s = pa[0];
-    for (int64_t i = 0; i < n; ++i) po[i] = f(s, pb[i]);
+    map1(po, pb, n, [&](T y) { return f(s, y); });
   } else if (na == n && is_trailing(bs, os)) {  // [B,H] op [H]
-    for (int64_t o = 0; o < n; o += nb)
-      for (int64_t j = 0; j < nb; ++j) po[o + j] = f(pa[o + j], pb[j]);
+    for (int64_t o = 0; o < n; o += nb) map2(po + o, pa + o, pb, nb, f);
   } else if (nb == n && is_trailing(as, os)) {  // [H] op [B,H]
-    for (int64_t o = 0; o < n; o += na)
-      for (int64_t j = 0; j < na; ++j) po[o + j] = f(pa[j], pb[o + j]);
+    for (int64_t o = 0; o < n; o += na) map2(po + o, pa, pb + o, na, f);
   } else {
     const Shape* shapes[3] = {&os, &as, &bs};
     const Plan<3> p = make_plan(os, shapes);
@@ -157,13 +189,13 @@ void binary_kernel(const T* pa, const Shape& as, const T* pb, const Shape& bs, R
       const T* x = pa + off[1];
       const T* y = pb + off[2];
       if (sa == 1 && sb == 1) {
-        for (int64_t i = 0; i < m; ++i) o[i] = f(x[i], y[i]);
+        map2(o, x, y, m, f);
       } else if (sa == 1) {
         const T v = *y;
-        for (int64_t i = 0; i < m; ++i) o[i] = f(x[i], v);
+        map1(o, x, m, [&](T u) { return f(u, v); });
       } else if (sb == 1) {
         const T v = *x;
-        for (int64_t i = 0; i < m; ++i) o[i] = f(v, y[i]);
+        map1(o, y, m, [&](T u) { return f(v, u); });
       } else {
         const R v = f(*x, *y);
         for (int64_t i = 0; i < m; ++i) o[i] = v;
@@ -207,10 +239,7 @@ Tensor unary(const char* op, const Tensor& x, F f) {
   Tensor out;
   dispatch_float(op, x.dtype(), [&]<typename T>() {
     out = Tensor::empty(x.shape(), x.dtype());
-    const T* px = x.data<T>();
-    T* po = out.data<T>();
-    const int64_t n = x.numel();
-    for (int64_t i = 0; i < n; ++i) po[i] = f(px[i]);
+    map1(out.data<T>(), x.data<T>(), x.numel(), f);
   });
   return out;
 }
@@ -350,7 +379,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
       const T* xr = px + off[0];
       T* o = po + off[1];
       if (so == 1) {
-        for (int64_t i = 0; i < m; ++i) o[i] += xr[i];
+        update(o, xr, m, [](T u, T v) { return u + v; });
       } else {
         o[0] += sum_contig(xr, m);
       }
@@ -419,11 +448,13 @@ void add_(Tensor& dst, const Tensor& src, double alpha) {
     T* d = dst.data<T>();
     const T* s = src.data<T>();
     const int64_t n = dst.numel();
-    if (alpha == 1.0) {
-      for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+    const T a = static_cast<T>(alpha);
+    if (dst.same_storage(src)) {  // d and s alias: stay off the __restrict path
+      for (int64_t i = 0; i < n; ++i) d[i] += a * d[i];
+    } else if (alpha == 1.0) {
+      update(d, s, n, [](T u, T v) { return u + v; });
     } else {
-      const T a = static_cast<T>(alpha);
-      for (int64_t i = 0; i < n; ++i) d[i] += a * s[i];
+      update(d, s, n, [a](T u, T v) { return u + a * v; });
     }
   });
 }
@@ -434,7 +465,10 @@ void mul_(Tensor& dst, double s) {
     T* d = dst.data<T>();
     const T a = static_cast<T>(s);
     const int64_t n = dst.numel();
-    for (int64_t i = 0; i < n; ++i) d[i] *= a;
+    int64_t i = 0;
+    for (; i + kBlock <= n; i += kBlock)  // Note [vectorisable loops]
+      for (int64_t k = 0; k < kBlock; ++k) d[i + k] *= a;
+    for (; i < n; ++i) d[i] *= a;
   });
 }
 
@@ -557,11 +591,9 @@ Tensor reduce_extreme(const char* op, const Tensor& x, int axis, bool keepdim) {
       T* oo = po + o * v.inner;
       std::copy_n(xo, v.inner, oo);
       for (int64_t k = 1; k < v.n; ++k) {
-        const T* xr = xo + k * v.inner;
-        for (int64_t j = 0; j < v.inner; ++j) {
-          const bool better = IsMax ? max_better(xr[j], oo[j]) : min_better(xr[j], oo[j]);
-          oo[j] = better ? xr[j] : oo[j];
-        }
+        update(oo, xo + k * v.inner, v.inner, [](T best, T u) {
+          return (IsMax ? max_better(u, best) : min_better(u, best)) ? u : best;
+        });
       }
     }
   });
@@ -597,8 +629,7 @@ Tensor sum(const Tensor& x, int axis, bool keepdim) {
     for (int64_t o = 0; o < v.outer; ++o) {
       T* oo = po + o * v.inner;
       for (int64_t k = 0; k < v.n; ++k) {
-        const T* xr = px + (o * v.n + k) * v.inner;
-        for (int64_t j = 0; j < v.inner; ++j) oo[j] += xr[j];
+        update(oo, px + (o * v.n + k) * v.inner, v.inner, [](T u, T w) { return u + w; });
       }
     }
   });
@@ -669,6 +700,28 @@ Tensor argmax(const Tensor& x, int axis, bool keepdim) {
 // [0, -1e4]. A row that is entirely -inf gives NaN (-inf - -inf), as in PyTorch.
 namespace {
 
+/// One softmax row of n elements at stride s (s is the constant 1 when Contig).
+template <bool Log, bool Contig, typename T>
+void softmax_row(const T* __restrict xr, T* __restrict yr, int64_t n, int64_t stride) {
+  const int64_t s = Contig ? 1 : stride;
+  T m = xr[0];
+  for (int64_t k = 1; k < n; ++k) m = max_better(xr[k * s], m) ? xr[k * s] : m;
+  T total = 0;
+  if constexpr (Log) {
+    for (int64_t k = 0; k < n; ++k) total += std::exp(xr[k * s] - m);
+    const T shift = m + std::log(total);
+    for (int64_t k = 0; k < n; ++k) yr[k * s] = xr[k * s] - shift;
+  } else {
+    for (int64_t k = 0; k < n; ++k) {
+      const T e = std::exp(xr[k * s] - m);
+      yr[k * s] = e;
+      total += e;
+    }
+    const T inv = T(1) / total;
+    for (int64_t k = 0; k < n; ++k) yr[k * s] *= inv;
+  }
+}
+
 template <bool Log>
 Tensor softmax_impl(const char* op, const Tensor& x, int axis) {
   check_defined(op, x);
@@ -683,24 +736,9 @@ Tensor softmax_impl(const char* op, const Tensor& x, int axis) {
     const int64_t n = v.n, s = v.inner;
     for (int64_t o = 0; o < v.outer; ++o)
       for (int64_t j = 0; j < s; ++j) {
-        const T* xr = px + o * n * s + j;
-        T* yr = po + o * n * s + j;
-        T m = xr[0];
-        for (int64_t k = 1; k < n; ++k) m = max_better(xr[k * s], m) ? xr[k * s] : m;
-        T total = 0;
-        if constexpr (Log) {
-          for (int64_t k = 0; k < n; ++k) total += std::exp(xr[k * s] - m);
-          const T shift = m + std::log(total);
-          for (int64_t k = 0; k < n; ++k) yr[k * s] = xr[k * s] - shift;
-        } else {
-          for (int64_t k = 0; k < n; ++k) {
-            const T e = std::exp(xr[k * s] - m);
-            yr[k * s] = e;
-            total += e;
-          }
-          const T inv = T(1) / total;
-          for (int64_t k = 0; k < n; ++k) yr[k * s] *= inv;
-        }
+        const int64_t base = o * n * s + j;
+        if (s == 1) softmax_row<Log, true>(px + base, po + base, n, 1);
+        else softmax_row<Log, false>(px + base, po + base, n, s);
       }
   });
   return out;
@@ -766,7 +804,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
         const T* xr = px + off[0];
         T* o = po + off[0];
         if (sm == 1) {
-          for (int64_t i = 0; i < m; ++i) o[i] = c[i] != C(0) ? fillv : xr[i];
+          for (int64_t i = 0; i < m; ++i) o[i] = c[i] != C(0) ? fillv : xr[i];  // mixed types: scalar
         } else {
           if (c[0] != C(0)) std::fill_n(o, m, fillv);
           else std::copy_n(xr, m, o);

@@ -111,12 +111,18 @@ private:
     if (dim == nd_ - 1) {  // a row: wrap so that lines stay within kLineWidth
       const size_t per_line = static_cast<size_t>(std::max(1, (kLineWidth - indent) / (width_ + 2)));
       for (size_t i = 0; i < items.size(); ++i) {
-        if (i > 0) s += i % per_line == 0 ? ",\n" + std::string(static_cast<size_t>(indent + 1), ' ') : ", ";
+        if (i > 0 && i % per_line == 0) {
+          s += ",\n";
+          s.append(static_cast<size_t>(indent + 1), ' ');
+        } else if (i > 0) {
+          s += ", ";
+        }
         s += items[i];
       }
     } else {  // blocks: one newline between rows, two between matrices, ...
-      const std::string sep =
-          "," + std::string(static_cast<size_t>(nd_ - dim - 1), '\n') + std::string(static_cast<size_t>(indent + 1), ' ');
+      std::string sep = ",";
+      sep.append(static_cast<size_t>(nd_ - dim - 1), '\n');
+      sep.append(static_cast<size_t>(indent + 1), ' ');
       for (size_t i = 0; i < items.size(); ++i) {
         if (i > 0) s += sep;
         s += items[i];

@@ -98,8 +98,12 @@ Tensor permute(const Tensor& x, std::span<const int> dims) {
   const int nd = x.ndim();
   auto bad = [&] {
     std::string s = "[";
-    for (size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
-    return s + "]";
+    for (size_t i = 0; i < dims.size(); ++i) {
+      if (i) s += ',';
+      s += std::to_string(dims[i]);
+    }
+    s += ']';
+    return s;
   };
   UNROLL_CHECK(static_cast<int>(dims.size()) == nd, "permute: {} is not a permutation of the {} dimensions of {}",
                bad(), nd, x.shape());
@@ -202,6 +206,29 @@ Tensor narrow(const Tensor& x, int axis, int64_t start, int64_t length) {
   const size_t src_step = bytes_of(x, v.n * v.inner);
   for (int64_t o = 0; o < v.outer; ++o) std::memcpy(dst + static_cast<size_t>(o) * row, src + static_cast<size_t>(o) * src_step, row);
   return out;
+}
+
+void narrow_add_(Tensor& dst, int axis, int64_t start, const Tensor& src) {
+  check_defined("narrow_add_", dst);
+  check_defined("narrow_add_", src);
+  const int ax = normalize_axis("narrow_add_", axis, dst.ndim());
+  const Axis3 v = view3(dst.shape(), ax);
+  const int64_t length = src.ndim() == dst.ndim() ? src.shape()[ax] : -1;
+  bool ok = length >= 0 && start >= 0 && start + length <= v.n;
+  for (int d = 0; ok && d < dst.ndim(); ++d) ok = d == ax || src.shape()[d] == dst.shape()[d];
+  UNROLL_CHECK(ok, "narrow_add_: source {} does not fit destination {} at offset {} along axis {}", src.shape(),
+               dst.shape(), start, axis);
+  UNROLL_CHECK(src.dtype() == dst.dtype(), "narrow_add_: dtypes {} and {} differ", dst.dtype(), src.dtype());
+  dispatch_float("narrow_add_", dst.dtype(), [&]<typename T>() {
+    T* pd = dst.data<T>() + start * v.inner;
+    const T* ps = src.data<T>();
+    const int64_t row = length * v.inner;
+    for (int64_t o = 0; o < v.outer; ++o) {
+      T* d = pd + o * v.n * v.inner;
+      const T* s2 = ps + o * row;
+      for (int64_t j = 0; j < row; ++j) d[j] += s2[j];
+    }
+  });
 }
 
 Tensor slice(const Tensor& x, int axis, int64_t start, int64_t stop) {

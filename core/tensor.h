@@ -229,6 +229,8 @@ Tensor permute(const Tensor& x, std::span<const int> dims);
 Tensor permute(const Tensor& x, std::initializer_list<int> dims);
 /// Elements start..start+length-1 along axis (torch.narrow).
 Tensor narrow(const Tensor& x, int axis, int64_t start, int64_t length);
+/// dst[..., start:start+src.size(axis), ...] += src, in place (the adjoint of narrow).
+void narrow_add_(Tensor& dst, int axis, int64_t start, const Tensor& src);
 /// Python-style slice x[start:stop] along axis (negative indices count from the end).
 Tensor slice(const Tensor& x, int axis, int64_t start, int64_t stop);
 Tensor concat(std::span<const Tensor> xs, int axis);

@@ -35,8 +35,8 @@ Variable masked_softmax(const Variable& scores, const Tensor& mask, int axis) {
 
   const DType dt = scores.dtype();
   const Tensor keep = where(mask, scalar_tensor(1.0, dt), scalar_tensor(0.0, dt));  // mask's shape, 1 = attend
-  const double lowest =
-      dt == DType::F32 ? static_cast<double>(std::numeric_limits<float>::lowest()) : std::numeric_limits<double>::lowest();
+  const double lowest = dt == DType::F32 ? static_cast<double>(std::numeric_limits<float>::lowest())
+                                          : std::numeric_limits<double>::lowest();
   const Variable row_max(max(where(keep, scores.data(), scalar_tensor(lowest, dt)), axis, true));  // [..., 1, ...]
   const Variable z = where(keep, scores, row_max) - row_max;
   const Variable e = exp(z) * Variable(keep);
@@ -78,7 +78,8 @@ Tensor scores_mask(const char* op, const Tensor& mask, const AttentionDims& d) {
   const Shape& s = mask.shape();
   if (s.ndim() == 2 && s[0] == d.B && s[1] == d.Tk) return mask.reshape({d.B, 1, d.Tk});
   if (s.ndim() == 3 && (s[0] == d.B || s[0] == 1) && s[1] == d.Tq && s[2] == d.Tk) return mask;
-  fail("{}: mask {} must be [B,Tk] = [{},{}] or [B,Tq,Tk] = [{},{},{}] (B may be 1)", op, s, d.B, d.Tk, d.B, d.Tq, d.Tk);
+  fail("{}: mask {} must be [B,Tk] = [{},{}] or [B,Tq,Tk] = [{},{},{}] (B may be 1)", op, s, d.B, d.Tk, d.B, d.Tq,
+       d.Tk);
 }
 
 // weights = masked_softmax(scores), context = weights v; drops the Tq axis for one step.
@@ -95,8 +96,8 @@ Variable as_steps(const Variable& q, const AttentionDims& d) { return d.single ?
 AttentionResult dot_product(const char* op, const Variable& query, const Variable& keys, const Variable& values,
                             const Tensor& mask, std::optional<double> scale) {
   const AttentionDims d = check_inputs(op, query, keys, values);
-  UNROLL_CHECK(d.Dq == d.Dk, "{}: query {} and keys {}: feature sizes {} and {} differ", op, query.shape(), keys.shape(),
-               d.Dq, d.Dk);
+  UNROLL_CHECK(d.Dq == d.Dk, "{}: query {} and keys {}: feature sizes {} and {} differ", op, query.shape(),
+               keys.shape(), d.Dq, d.Dk);
   const Tensor m = scores_mask(op, mask, d);
   Variable scores = matmul(as_steps(query, d), keys, false, true);  // [B,Tq,Tk]
   if (scale) scores = scores * *scale;
@@ -112,8 +113,9 @@ AttentionResult dot_product_attention(const Variable& query, const Variable& key
 
 AttentionResult scaled_dot_product_attention(const Variable& query, const Variable& keys, const Variable& values,
                                              const Tensor& mask) {
-  UNROLL_CHECK(query.defined(), "scaled_dot_product_attention: the query is undefined");
-  const double scale = 1.0 / std::sqrt(static_cast<double>(query.size(-1)));
+  // An undefined or rank-0 query is reported by dot_product's checks.
+  const double D = query.defined() && query.ndim() > 0 ? static_cast<double>(query.size(-1)) : 1.0;
+  const double scale = 1.0 / std::sqrt(D);
   return dot_product("scaled_dot_product_attention", query, keys, values, mask, scale);
 }
 

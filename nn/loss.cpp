@@ -92,10 +92,9 @@ ClassTargets prepare_targets(const char* op, const Variable& scores, const Tenso
   return out;
 }
 
-// The negative log-likelihood of class-index targets, optionally label-smoothed.
-Variable nll(const char* op, const Variable& log_probs, const Tensor& targets, int64_t ignore_index,
-             Reduction reduction, double label_smoothing) {
-  const ClassTargets t = prepare_targets(op, log_probs, targets, ignore_index);
+// The negative log-likelihood of validated class-index targets, optionally label-smoothed.
+Variable nll(const Variable& log_probs, const Tensor& targets, const ClassTargets& t, Reduction reduction,
+             double label_smoothing) {
   Variable loss = neg(reshape(gather(log_probs, 1, t.safe), targets.shape()));  // [N,d...]
   if (label_smoothing > 0) {
     // -sum_c (e/C) log p_c: the cross entropy against the uniform part of the target.
@@ -142,7 +141,8 @@ Variable l1_loss(const Variable& input, const Tensor& target, Reduction reductio
 
 // loss[n] = -log_probs[n, targets[n]]
 Variable nll_loss(const Variable& log_probs, const Tensor& targets, int64_t ignore_index, Reduction reduction) {
-  return nll("nll_loss", log_probs, targets, ignore_index, reduction, 0.0);
+  const ClassTargets t = prepare_targets("nll_loss", log_probs, targets, ignore_index);
+  return nll(log_probs, targets, t, reduction, 0.0);
 }
 
 // loss[n] = -(1-e) log_softmax(logits)[n, targets[n]] - e/C sum_c log_softmax(logits)[n, c]
@@ -151,8 +151,8 @@ Variable cross_entropy(const Variable& logits, const Tensor& targets, int64_t ig
   UNROLL_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0,
                "cross_entropy: label_smoothing must be in [0, 1], got {}", label_smoothing);
   // Validate before log_softmax so that errors name this op and not a kernel.
-  prepare_targets("cross_entropy", logits, targets, ignore_index);
-  return nll("cross_entropy", log_softmax(logits, 1), targets, ignore_index, reduction, label_smoothing);
+  const ClassTargets t = prepare_targets("cross_entropy", logits, targets, ignore_index);
+  return nll(log_softmax(logits, 1), targets, t, reduction, label_smoothing);
 }
 
 // loss = (1 - y) x + (1 + (p - 1) y) softplus(-x),  softplus(-x) = max(-x, 0) + log(1 + e^-|x|)

@@ -5,14 +5,13 @@
 namespace unroll {
 
 void StateDict::insert(std::string name, Tensor value) {
-  UNROLL_CHECK(!contains(name), "StateDict: duplicate key '{}'", name);
+  UNROLL_CHECK(index_.emplace(name, items_.size()).second, "StateDict: duplicate key '{}'", name);
   items_.emplace_back(std::move(name), std::move(value));
 }
 
 const Tensor* StateDict::find(const std::string& name) const {
-  for (const auto& [k, v] : items_)
-    if (k == name) return &v;
-  return nullptr;
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &items_[it->second].second;
 }
 
 const Tensor& StateDict::at(const std::string& name) const {

@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,7 @@ public:
   auto end() const { return items_.end(); }
 private:
   std::vector<std::pair<std::string, Tensor>> items_;
+  std::unordered_map<std::string, size_t> index_;  // name -> position in items_
 };
 
 class Module {

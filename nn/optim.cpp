@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <type_traits>
 #include <unordered_set>
 
 namespace unroll {
@@ -137,11 +138,32 @@ void check_adam(const char* op, double beta1, double beta2, double eps, double w
 // decoupled (AdamW): θ *= 1 - lr wd;  else (Adam): g += wd θ
 // m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²;  amsgrad: v_max = max(v_max, v), v = v_max
 // θ -= lr/(1-β1^t) m / (sqrt(v)/sqrt(1-β2^t) + eps)
+template <typename T, bool kDecay, bool kL2, bool kAmsgrad>
+void adam_loop(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamStep& c, double decay, double step_size,
+               double bc2_sqrt) {
+  const T b1 = T(c.beta1), b2 = T(c.beta2), eps = T(c.eps), ss = T(step_size), bc2s = T(bc2_sqrt);
+  const T dec = T(decay), l2 = T(c.weight_decay);
+  for (int64_t j = 0; j < n; ++j) {
+    if constexpr (kDecay) p[j] *= dec;
+    T d = g[j];
+    if constexpr (kL2) d += l2 * p[j];
+    m[j] = b1 * m[j] + (1 - b1) * d;
+    v[j] = b2 * v[j] + (1 - b2) * d * d;
+    T second = v[j];
+    if constexpr (kAmsgrad) second = vmax[j] = std::max(vmax[j], v[j]);
+    p[j] -= ss * m[j] / (std::sqrt(second) / bc2s + eps);
+  }
+}
+
+// decoupled (AdamW): θ *= 1 - lr wd;  else (Adam): g += wd θ
+// m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²;  amsgrad: v_max = max(v_max, v), v = v_max
+// θ -= lr/(1-β1^t) m / (sqrt(v)/sqrt(1-β2^t) + eps)
 void adam_update(Tensor& value, const Tensor& grad, Tensor* st, int64_t t, const AdamStep& c) {
   const double step_size = c.lr / (1 - std::pow(c.beta1, static_cast<double>(t)));
   const double bc2_sqrt = std::sqrt(1 - std::pow(c.beta2, static_cast<double>(t)));
-  const double decay = c.decoupled ? 1 - c.lr * c.weight_decay : 1.0;
-  const double l2 = c.decoupled ? 0.0 : c.weight_decay;
+  const double decay = 1 - c.lr * c.weight_decay;
+  const bool use_decay = c.decoupled && c.weight_decay != 0;
+  const bool use_l2 = !c.decoupled && c.weight_decay != 0;
   dispatch_floating(value.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* p = value.data<T>();
@@ -149,17 +171,25 @@ void adam_update(Tensor& value, const Tensor& grad, Tensor* st, int64_t t, const
     T* m = st[0].data<T>();
     T* v = st[1].data<T>();
     T* vmax = c.amsgrad ? st[2].data<T>() : nullptr;
-    const T b1 = T(c.beta1), b2 = T(c.beta2), eps = T(c.eps), ss = T(step_size), bc2s = T(bc2_sqrt);
     const int64_t n = value.numel();
-    for (int64_t j = 0; j < n; ++j) {
-      if (decay != 1.0) p[j] *= T(decay);
-      T d = g[j];
-      if (l2 != 0) d += T(l2) * p[j];
-      m[j] = b1 * m[j] + (1 - b1) * d;
-      v[j] = b2 * v[j] + (1 - b2) * d * d;
-      T second = v[j];
-      if (vmax != nullptr) second = vmax[j] = std::max(vmax[j], v[j]);
-      p[j] -= ss * m[j] / (std::sqrt(second) / bc2s + eps);
+    // One instantiation per combination keeps the element loop free of branches.
+    auto run = [&](auto decay_on, auto l2_on, auto amsgrad_on) {
+      adam_loop<T, decltype(decay_on)::value, decltype(l2_on)::value, decltype(amsgrad_on)::value>(
+          p, g, m, v, vmax, n, c, decay, step_size, bc2_sqrt);
+    };
+    auto with_amsgrad = [&](auto decay_on, auto l2_on) {
+      if (c.amsgrad) {
+        run(decay_on, l2_on, std::true_type{});
+      } else {
+        run(decay_on, l2_on, std::false_type{});
+      }
+    };
+    if (use_decay) {
+      with_amsgrad(std::true_type{}, std::false_type{});
+    } else if (use_l2) {
+      with_amsgrad(std::false_type{}, std::true_type{});
+    } else {
+      with_amsgrad(std::false_type{}, std::false_type{});
     }
   });
 }
@@ -332,6 +362,15 @@ double CosineAnnealingLR::lr_at(int64_t epoch) const {
 
 // ---- clipping -------------------------------------------------------------------------------------
 
+namespace {
+// |a|^p, with the common p = 2 and p = 1 done without pow.
+inline double abs_pow(double a, double p) {
+  if (p == 2.0) return a * a;
+  if (p == 1.0) return std::abs(a);
+  return std::pow(std::abs(a), p);
+}
+}  // namespace
+
 // norm = (sum |g|^p)^(1/p) (p = inf: max |g|);  g *= max_norm / (norm + 1e-6) if that is < 1
 double clip_grad_norm(const std::vector<Variable>& params, double max_norm, double norm_type) {
   UNROLL_CHECK(norm_type > 0, "clip_grad_norm: norm_type must be positive or INFINITY, got {}", norm_type);
@@ -348,18 +387,21 @@ double clip_grad_norm(const std::vector<Variable>& params, double max_norm, doub
       using T = decltype(tag);
       const T* g = grad.data<T>();
       const int64_t n = grad.numel();
-      for (int64_t j = 0; j < n; ++j) {
-        const double a = std::abs(static_cast<double>(g[j]));
-        if (inf_norm) {
+      if (inf_norm) {
+        for (int64_t j = 0; j < n; ++j) {
+          const double a = std::abs(static_cast<double>(g[j]));
           acc = std::isnan(a) || acc < a ? a : acc;
-        } else if (norm_type == 2.0) {
-          acc += a * a;
-        } else if (norm_type == 1.0) {
-          acc += a;
-        } else {
-          acc += std::pow(a, norm_type);
         }
+        return;
       }
+      // Four partial sums in a fixed order: vectorisable and still deterministic.
+      double part[4] = {0, 0, 0, 0};
+      int64_t j = 0;
+      for (; j + 4 <= n; j += 4) {
+        for (int k = 0; k < 4; ++k) part[k] += abs_pow(static_cast<double>(g[j + k]), norm_type);
+      }
+      for (; j < n; ++j) part[0] += abs_pow(static_cast<double>(g[j]), norm_type);
+      acc += (part[0] + part[1]) + (part[2] + part[3]);
     });
   }
   if (!any) return 0.0;

@@ -163,15 +163,38 @@ Tensor length_mask(const std::vector<int64_t>& lengths, int64_t T, DType dtype) 
   return m.to(dtype);
 }
 
-SequenceResult run_cell(RecurrentCell& cell, const Variable& x, const State& initial,
-                        const std::vector<int64_t>& lengths, Direction direction) {
-  UNROLL_CHECK(x.defined() && x.ndim() == 3, "run_cell: input {} must be 3-D [T,B,I]",
+namespace {
+
+// x [T,B,I] -> T steps [B,I], each narrowed under its own StepScope.
+std::vector<Variable> split_steps(const char* who, const Variable& x) {
+  UNROLL_CHECK(x.defined() && x.ndim() == 3, "{}: input {} must be 3-D [T,B,I]", who,
                x.defined() ? x.shape().str() : std::string("(undefined)"));
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = cell.hidden_size();
-  UNROLL_CHECK(T >= 1 && B >= 1, "run_cell: input {} has no time steps or no batch", x.shape());
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2);
+  UNROLL_CHECK(T >= 1 && B >= 1, "{}: input {} has no time steps or no batch", who, x.shape());
+  std::vector<Variable> xs;
+  xs.reserve(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    StepScope step(static_cast<int>(t));
+    xs.push_back(reshape(narrow(x, 0, t, 1), {B, I}));  // [B,I]
+  }
+  return xs;
+}
+
+}  // namespace
+
+StepsResult run_cell_steps(RecurrentCell& cell, const std::vector<Variable>& xs, const State& initial,
+                           const std::vector<int64_t>& lengths, Direction direction) {
+  UNROLL_CHECK(!xs.empty(), "run_cell: no time steps given");
+  for (size_t t = 0; t < xs.size(); ++t)
+    UNROLL_CHECK(xs[t].defined() && xs[t].ndim() == 2 && xs[t].shape() == xs[0].shape(),
+                 "run_cell: step {} input is {}, expected 2-D [B,I] like step 0 {}", t,
+                 xs[t].defined() ? xs[t].shape().str() : std::string("undefined"), xs[0].shape());
+  const auto T = static_cast<int64_t>(xs.size());
+  const int64_t B = xs[0].size(0), H = cell.hidden_size();
+  const DType dtype = xs[0].dtype();
   check_lengths("run_cell", lengths, T, B);
 
-  State state = cell.initial_state(B, x.dtype());
+  State state = cell.initial_state(B, dtype);
   if (!initial.empty()) {
     UNROLL_CHECK(initial.size() == state.size(), "run_cell: initial state has {} tensors, the cell's state has {}",
                  initial.size(), state.size());
@@ -186,7 +209,7 @@ SequenceResult run_cell(RecurrentCell& cell, const Variable& x, const State& ini
   // sequence covers step t (then no masking ops are recorded).
   std::vector<Tensor> valid(static_cast<size_t>(T)), padded(static_cast<size_t>(T));
   if (!lengths.empty()) {
-    const Tensor mask = length_mask(lengths, T, x.dtype());  // [T,B]
+    const Tensor mask = length_mask(lengths, T, dtype);  // [T,B]
     for (int64_t t = 0; t < T; ++t) {
       bool all_valid = true;
       for (int64_t len : lengths) all_valid = all_valid && t < len;
@@ -200,8 +223,7 @@ SequenceResult run_cell(RecurrentCell& cell, const Variable& x, const State& ini
   for (int64_t k = 0; k < T; ++k) {
     const int64_t t = direction == Direction::Forward ? k : T - 1 - k;
     StepScope step(static_cast<int>(t));
-    Variable x_t = reshape(narrow(x, 0, t, 1), {B, I});  // [B,I]
-    State next = cell.forward(x_t, state);
+    State next = cell.forward(xs[static_cast<size_t>(t)], state);
     UNROLL_CHECK(next.size() == state.size(), "run_cell: step {}: the cell returned {} state tensors, expected {}", t,
                  next.size(), state.size());
     UNROLL_CHECK(next[0].ndim() == 2 && next[0].size(0) == B && next[0].size(1) == H,
@@ -221,7 +243,13 @@ SequenceResult run_cell(RecurrentCell& cell, const Variable& x, const State& ini
     outputs[static_cast<size_t>(t)] = h_t;
     state = std::move(next);
   }
-  return {stack(std::span<const Variable>(outputs), 0), std::move(state)};  // [T,B,H]
+  return {std::move(outputs), std::move(state)};
+}
+
+SequenceResult run_cell(RecurrentCell& cell, const Variable& x, const State& initial,
+                        const std::vector<int64_t>& lengths, Direction direction) {
+  StepsResult r = run_cell_steps(cell, split_steps("run_cell", x), initial, lengths, direction);
+  return {stack(std::span<const Variable>(r.outputs), 0), std::move(r.final_state)};  // [T,B,H]
 }
 
 // ---- sequence modules ----------------------------------------------------------------------
@@ -274,23 +302,29 @@ std::pair<Variable, State> RecurrentStack::run(const Variable& input, const Stat
                  "{}: initial state {} is {}, expected [L*D,B,H] = {}", name_, k,
                  initial[k].defined() ? initial[k].shape().str() : std::string("undefined"), state_shape);
 
-  std::vector<State> finals;  // [layer * D + direction]
-  Variable layer_input = x;   // [T,B,I] then [T,B,D*H]
+  // Layers hand each other per-step lists, so no [T,B,D*H] tensor is built and sliced
+  // again (slicing costs a full-size gradient per step in backward).
+  std::vector<State> finals;                              // [layer * D + direction]
+  std::vector<Variable> steps = split_steps(name_, x);    // T x [B,I], then T x [B,D*H]
   for (int64_t layer = 0; layer < num_layers_; ++layer) {
-    std::vector<Variable> outputs;  // D x [T,B,H]
+    std::vector<std::vector<Variable>> outputs;  // D x T x [B,H]
     for (int64_t dir = 0; dir < D; ++dir) {
       const int64_t idx = layer * D + dir;
       State start;
       for (const Variable& s : initial) start.push_back(reshape(narrow(s, 0, idx, 1), {B, H}));
-      SequenceResult r = run_cell(cell(layer, dir), layer_input, start, lengths,
-                                  dir == 0 ? Direction::Forward : Direction::Reverse);
-      outputs.push_back(r.output);
+      StepsResult r = run_cell_steps(cell(layer, dir), steps, start, lengths,
+                                     dir == 0 ? Direction::Forward : Direction::Reverse);
+      outputs.push_back(std::move(r.outputs));
       finals.push_back(std::move(r.final_state));
     }
-    Variable out = D == 1 ? outputs[0] : concat(std::span<const Variable>(outputs), 2);  // [T,B,D*H]
-    if (is_training() && dropout_ > 0.0 && layer + 1 < num_layers_)
-      out = out * Variable(dropout_mask(out.shape(), dropout_, out.dtype(), gen_));
-    layer_input = out;
+    const bool drop = is_training() && dropout_ > 0.0 && layer + 1 < num_layers_;
+    for (int64_t t = 0; t < T; ++t) {
+      StepScope step(static_cast<int>(t));
+      const auto ti = static_cast<size_t>(t);
+      Variable out = D == 1 ? outputs[0][ti] : concat({outputs[0][ti], outputs[1][ti]}, 1);  // [B,D*H]
+      if (drop) out = out * Variable(dropout_mask(out.shape(), dropout_, out.dtype(), gen_));
+      steps[ti] = out;
+    }
   }
 
   State final_state;  // one [L*D,B,H] per state component
@@ -299,7 +333,8 @@ std::pair<Variable, State> RecurrentStack::run(const Variable& input, const Stat
     for (const State& f : finals) parts.push_back(f[k]);
     final_state.push_back(stack(std::span<const Variable>(parts), 0));
   }
-  Variable output = batch_first_ ? transpose(layer_input, 0, 1) : layer_input;
+  Variable output = stack(std::span<const Variable>(steps), 0);  // [T,B,D*H]
+  if (batch_first_) output = transpose(output, 0, 1);
   return {output, final_state};
 }
 

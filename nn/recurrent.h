@@ -19,13 +19,16 @@
 // backward time stay constant per chunk.
 //
 //   State state;                                   // empty: zeros
-//   for (const Variable& chunk : chunks) {         // each [T,B,I]
-//     SequenceResult r = run_cell(cell, chunk, state);
-//     Variable loss = mean(pow(linear(r.output, w) - target, 2.0));
+//   for (const auto& [x, y] : chunks) {            // x [T,B,I], y [T,B,1]
+//     SequenceResult r = run_cell(cell, x, state);
+//     Variable loss = mean(pow(head(r.output) - y, 2.0));
 //     loss.backward();                             // through this chunk only
-//     sgd_step(params);
+//     optimizer.step();
 //     state = detach(r.final_state);               // keep the values, cut the graph
 //   }
+//
+// With a sequence module the same line is {out.h_n.detach(), out.c_n.detach()} (LSTM) or
+// out.h_n.detach() (RNN, GRU), passed as the next chunk's initial state.
 //
 // Without the detach(), the second chunk's graph reaches back into the first one, whose
 // saved tensors the first backward() already freed, and backward() throws an error saying
@@ -56,6 +59,7 @@ public:
   /// x [B,I], state -> new state (state[0] is the new h [B,H]).
   virtual State forward(const Variable& x, const State& state) = 0;
   virtual int64_t hidden_size() const = 0;
+  /// Same as forward(x, state).
   State operator()(const Variable& x, const State& state) { return forward(x, state); }
 };
 
@@ -72,8 +76,8 @@ public:
   State forward(const Variable& x, const State& state) override;
   /// x [B,I], h [B,H] -> h' [B,H]
   Variable forward(const Variable& x, const Variable& h);
-  int64_t hidden_size() const override { return hidden_size_; }
-  int64_t input_size() const { return input_size_; }
+  int64_t hidden_size() const override { return hidden_size_; }  ///< H
+  int64_t input_size() const { return input_size_; }  ///< I
   Variable weight_ih, weight_hh, bias_ih, bias_hh;  // biases undefined when bias = false
   Nonlinearity nonlinearity;
 
@@ -93,8 +97,8 @@ public:
   State forward(const Variable& x, const State& state) override;
   /// x [B,I], h [B,H], c [B,H] -> (h', c')
   std::pair<Variable, Variable> forward(const Variable& x, const Variable& h, const Variable& c);
-  int64_t hidden_size() const override { return hidden_size_; }
-  int64_t input_size() const { return input_size_; }
+  int64_t hidden_size() const override { return hidden_size_; }  ///< H
+  int64_t input_size() const { return input_size_; }  ///< I
   Variable weight_ih, weight_hh, bias_ih, bias_hh;
 
 private:
@@ -113,8 +117,8 @@ public:
   State forward(const Variable& x, const State& state) override;
   /// x [B,I], h [B,H] -> h' [B,H]
   Variable forward(const Variable& x, const Variable& h);
-  int64_t hidden_size() const override { return hidden_size_; }
-  int64_t input_size() const { return input_size_; }
+  int64_t hidden_size() const override { return hidden_size_; }  ///< H
+  int64_t input_size() const { return input_size_; }  ///< I
   Variable weight_ih, weight_hh, bias_ih, bias_hh;
 
 private:
@@ -140,6 +144,16 @@ struct SequenceResult {
 /// last valid step (PyTorch's reverse direction on packed sequences).
 SequenceResult run_cell(RecurrentCell& cell, const Variable& x, const State& initial = {},
                         const std::vector<int64_t>& lengths = {}, Direction direction = Direction::Forward);
+
+struct StepsResult {
+  std::vector<Variable> outputs;  ///< T x [B,H] (zero at padded steps)
+  State final_state;
+};
+
+/// run_cell on a sequence given as T steps xs[t] [B,I] (e.g. produced one at a time), with
+/// the same lengths and direction semantics; returns the T outputs [B,H] unstacked.
+StepsResult run_cell_steps(RecurrentCell& cell, const std::vector<Variable>& xs, const State& initial = {},
+                           const std::vector<int64_t>& lengths = {}, Direction direction = Direction::Forward);
 
 /// [T,B] of 1 where t < lengths[b], else 0: multiply a per-step loss by it (and divide by
 /// sum(lengths)) so padded steps do not count.
@@ -182,10 +196,10 @@ using GRUOptions = LSTMOptions;
 /// run_cell(); layer k > 0 reads the concatenated outputs of layer k-1.
 class RecurrentStack : public Module {
 public:
-  int64_t input_size() const { return input_size_; }
-  int64_t hidden_size() const { return hidden_size_; }
-  int64_t num_layers() const { return num_layers_; }
-  int64_t num_directions() const { return bidirectional_ ? 2 : 1; }
+  int64_t input_size() const { return input_size_; }           ///< I
+  int64_t hidden_size() const { return hidden_size_; }         ///< H
+  int64_t num_layers() const { return num_layers_; }           ///< L
+  int64_t num_directions() const { return bidirectional_ ? 2 : 1; }  ///< D
   bool batch_first() const { return batch_first_; }
   double dropout() const { return dropout_; }
   /// The cell of one layer and direction (0 forward, 1 reverse); its parameters are the

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 using namespace unroll;
@@ -85,7 +86,8 @@ Ref ref_attend(const Vec& scores, const Vec& keep, const Tensor& values, const D
         const double w = keep[row + j] != 0 ? std::exp(scores[row + j] - mx) / total : 0.0;
         r.weights[row + j] = w;
         for (int64_t c = 0; c < d.Dv; ++c)
-          r.context[static_cast<size_t>((b * d.Tq + i) * d.Dv + c)] += w * v[static_cast<size_t>((b * d.Tk + j) * d.Dv + c)];
+          r.context[static_cast<size_t>((b * d.Tq + i) * d.Dv + c)] +=
+              w * v[static_cast<size_t>((b * d.Tk + j) * d.Dv + c)];
       }
     }
   return r;
@@ -189,7 +191,8 @@ TEST_CASE("masked_softmax: broadcast masks, other axes, mask dtypes, no mask, ex
   const Variable w = masked_softmax(s, key_mask);
   const Tensor full = broadcast_to(key_mask, {2, 3, 4});
   CHECK(equal(w.data(), masked_softmax(s, full).data()));
-  CHECK(equal(w.data(), masked_softmax(s, indices({1, 1, 0, 1, 0, 1, 1, 1}, {2, 1, 4})).data()));
+  const std::vector<int64_t> key_ids{1, 1, 0, 1, 0, 1, 1, 1};
+  CHECK(equal(w.data(), masked_softmax(s, indices(key_ids, {2, 1, 4})).data()));
   CHECK(equal(w.data(), masked_softmax(s, key_mask.to(DType::F64)).data()));
 
   // Along axis 1, a mask [3,1] drops the middle entry of every column.
@@ -300,13 +303,20 @@ TEST_CASE("a fully masked row gives zero weights, zero context and finite gradie
     for (int64_t j = 0; j < 5; ++j) CHECK(r.weights.data().at({1, i, j}) == 0.0);
     for (int64_t c = 0; c < 3; ++c) CHECK(r.context.data().at({1, i, c}) == 0.0);
   }
-  sum(r.context * r.context + r.weights).backward();
+  (sum(r.context * r.context) + sum(r.weights * r.weights)).backward();
   for (const Variable* x : {&q, &k, &v}) {
     REQUIRE(x->grad().defined());
     CHECK(all_finite(x->grad()));
   }
   for (int64_t c = 0; c < 4; ++c) CHECK(q.grad().at({1, 0, c}) == 0.0);
   CHECK(q.grad().at({0, 0, 0}) != 0.0);
+
+  // No intermediate value or gradient is inf or NaN, in float64 or float32.
+  AnomalyModeGuard anomaly;
+  CHECK_NOTHROW(sum(scaled_dot_product_attention(q, k, v, mask).context).backward());
+  const Variable q32(randn({2, 3, 4}, gen), true), k32(randn({2, 5, 4}, gen)), v32(randn({2, 5, 3}, gen));
+  CHECK_NOTHROW(sum(scaled_dot_product_attention(q32, k32, v32, mask).context).backward());
+  CHECK(all_finite(q32.grad()));
 }
 
 TEST_CASE("GeneralAttention: q W k^T, its parameter, and the values") {
@@ -399,7 +409,7 @@ TEST_CASE("gradcheck: every variant, without a mask, with padding (incl. a fully
   additive.to(DType::F64);
   const Variable q = leaf({2, 3, 3}, gen), k = leaf({2, 3, 3}, gen), v = leaf({2, 3, 2}, gen);
   const Variable q_step = leaf({2, 3}, gen);
-  const std::vector<std::pair<const char*, Tensor>> masks = {
+  const std::vector<std::pair<std::string, Tensor>> masks = {
       {"none", Tensor()},
       {"padding", tensor({1, 0, 1, 1, 1, 0}, {2, 3})},
       {"fully masked batch 1", tensor({1, 1, 0, 0, 0, 0}, {2, 3})},
@@ -425,7 +435,8 @@ TEST_CASE("gradcheck: every variant, without a mask, with padding (incl. a fully
     CHECK_MESSAGE(r.ok, "GeneralAttention\n", r.summary());
     r = gradcheck([&] { return both(additive(q, k, v, m)); }, additive_inputs);
     CHECK_MESSAGE(r.ok, "AdditiveAttention\n", r.summary());
-    r = gradcheck([&] { return masked_softmax(matmul(q, k, false, true), m); }, {q, k});
+    const Tensor scores_mask = m.defined() && m.ndim() == 2 ? m.reshape({2, 1, 3}) : m;
+    r = gradcheck([&] { return masked_softmax(matmul(q, k, false, true), scores_mask); }, {q, k});
     CHECK_MESSAGE(r.ok, "masked_softmax\n", r.summary());
     if (m.ndim() == 2) {  // one decoder step
       r = gradcheck([&] { return both(scaled_dot_product_attention(q_step, k, v, m)); }, {q_step, k, v});
@@ -465,10 +476,10 @@ TEST_CASE("attention errors name the op and the shapes") {
                        Error);
   CHECK_THROWS_WITH_AS(dot_product_attention(q, k, v, ones({3, 5, 7})), doctest::Contains("mask [3,5,7] must be"),
                        Error);
-  CHECK_THROWS_WITH_AS(masked_softmax(q, ones({5, 7})), "masked_softmax: mask [5,7] does not broadcast to scores [2,5,8]",
-                       Error);
-  CHECK_THROWS_WITH_AS(masked_softmax(q, ones({2, 5, 8}), 3), doctest::Contains("masked_softmax: axis 3 is out of range"),
-                       Error);
+  CHECK_THROWS_WITH_AS(masked_softmax(q, ones({5, 7})),
+                       "masked_softmax: mask [5,7] does not broadcast to scores [2,5,8]", Error);
+  CHECK_THROWS_WITH_AS(masked_softmax(q, ones({2, 5, 8}), 3),
+                       doctest::Contains("masked_softmax: axis 3 is out of range"), Error);
 
   GeneralAttention general(8, 4);
   CHECK_THROWS_WITH_AS(general(q, k, v), "GeneralAttention: keys [2,7,8] have 8 features, expected 4", Error);
@@ -481,11 +492,14 @@ TEST_CASE("attention errors name the op and the shapes") {
   AdditiveAttention additive(8, 8, 4);
   CHECK_THROWS_WITH_AS(additive(leaf({2, 5, 3}, gen), k, v),
                        "AdditiveAttention: query [2,5,3] has 3 features, expected 8", Error);
-  CHECK_THROWS_WITH_AS(additive(q, leaf({2, 7, 2}, gen), v), "AdditiveAttention: keys [2,7,2] have 2 features, expected 8",
+  CHECK_THROWS_WITH_AS(additive(q, leaf({2, 7, 2}, gen), v),
+                       "AdditiveAttention: keys [2,7,2] have 2 features, expected 8", Error);
+  CHECK_THROWS_WITH_AS(additive(q, k, v), doctest::Contains("inputs are float64 but the parameters are float32"),
                        Error);
-  CHECK_THROWS_WITH_AS(additive(q, k, v), doctest::Contains("inputs are float64 but the parameters are float32"), Error);
-  CHECK_THROWS_WITH_AS(additive(q, k, v, ones({2, 1})), doctest::Contains("AdditiveAttention: mask [2,1] must be"),
-                       Error);
+  const Variable q32(randn({2, 5, 8}, gen)), k32(randn({2, 7, 8}, gen)), v32(randn({2, 7, 3}, gen));
+  CHECK_THROWS_WITH_AS(additive(q32, k32, v32, ones({2, 1})),
+                       doctest::Contains("AdditiveAttention: mask [2,1] must be"), Error);
+  CHECK(additive(q32, k32, v32, ones({2, 7})).context.shape() == Shape{2, 5, 3});
   CHECK_THROWS_WITH_AS(AdditiveAttention(8, 8, 0), doctest::Contains("AdditiveAttention: sizes must be positive"),
                        Error);
 }

@@ -429,12 +429,12 @@ TEST_CASE("hostile headers give clear errors naming the file and the problem") {
   SUBCASE("load_safetensors names the path") {
     const fs::path dir = scratch("hostile");
     CHECK_THROWS_WITH_AS(load_safetensors((dir / "absent.safetensors").string()),
-                         Contains("cannot open '" + (dir / "absent.safetensors").string() + "'"), Error);
+                         Contains(("cannot open '" + (dir / "absent.safetensors").string() + "'").c_str()), Error);
     const std::vector<uint8_t> bad = file_of("{} x");
     const fs::path bad_path = dir / "bad.safetensors";
     std::ofstream(bad_path, std::ios::binary).write(reinterpret_cast<const char*>(bad.data()), static_cast<std::streamsize>(bad.size()));
     CHECK_THROWS_WITH_AS(load_safetensors(bad_path.string()),
-                         Contains("safetensors '" + bad_path.string() + "': header byte 3: trailing garbage"), Error);
+                         Contains(("safetensors '" + bad_path.string() + "': header byte 3: trailing garbage").c_str()), Error);
     CHECK_THROWS_WITH_AS(load_safetensors(dir.string()), Contains("is not a regular file"), Error);
   }
 }
@@ -463,7 +463,7 @@ TEST_CASE("loading into a model with missing or unexpected keys lists them") {
   const Tensor before = other.fc3->weight.data().clone();
   CHECK_THROWS_WITH_AS(load(other, path), doctest::Contains("missing keys: fc3.weight, fc3.bias"), Error);
   CHECK_THROWS_WITH_AS(load(other, path), doctest::Contains("unexpected keys: fc2.weight, fc2.bias"), Error);
-  CHECK_THROWS_WITH_AS(load(other, path), doctest::Contains("load '" + path + "': load_state_dict"), Error);
+  CHECK_THROWS_WITH_AS(load(other, path), doctest::Contains(("load '" + path + "': load_state_dict").c_str()), Error);
   // Non-strict: what matches loads, the rest is left alone.
   load(other, path, false);
   CHECK(equal(other.fc1->weight.data(), net.fc1->weight.data()));

@@ -145,7 +145,8 @@ TEST_CASE("binary ops: broadcasting against a naive coordinate loop") {
       {{3, 4}, {3, 4}},       {{5, 4}, {4}},          {{4}, {5, 4}},       {{2, 3, 4}, {2, 1, 4}},
       {{1, 3, 1}, {2, 1, 4}}, {{}, {3}},              {{2, 1, 1}, {1, 1}}, {{6, 1}, {1, 7}}};
   Generator gen(11);
-  for (const auto& [sa, sb] : cases) {
+  for (const auto& pair : cases) {
+    const Shape sa = pair.first, sb = pair.second;
     CAPTURE(sa);
     CAPTURE(sb);
     const Tensor a = randn(sa, gen, DType::F64), b = randn(sb, gen, DType::F64);
