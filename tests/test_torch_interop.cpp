@@ -1,0 +1,114 @@
+// Optional cross-check with PyTorch (skipped where no Python can import torch; never
+// required): torch.nn.RNN/LSTM/GRU weights load into unroll's modules under the same
+// names and give the same outputs, final states and gradients; and weights saved by unroll
+// load into torch.nn modules with load_state_dict(strict=True) and give unroll's outputs.
+#include <doctest/doctest.h>
+
+#include <unroll.h>
+
+#include <cstdlib>
+#include <string>
+
+using namespace unroll;
+
+namespace {
+
+// The first interpreter that can import torch, or "" (the Debian one is /usr/bin/python3).
+std::string torch_python() {
+  for (const char* py : {"python3", "/usr/bin/python3"})
+    if (std::system((std::string(py) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0) return py;
+  return "";
+}
+
+const std::string kScript = UNROLL_SOURCE_DIR "/tests/torch_interop.py";
+
+std::unique_ptr<RecurrentStack> make(const std::string& kind) {
+  const LSTMOptions o{.input_size = 3, .hidden_size = 4, .num_layers = 2, .bidirectional = true};
+  if (kind == "lstm") return std::make_unique<LSTM>(o);
+  if (kind == "gru") return std::make_unique<GRU>(o);
+  return std::make_unique<RNN>(RNNOptions{.input_size = 3, .hidden_size = 4, .num_layers = 2,
+                                          .nonlinearity = kind == "rnn_relu" ? Nonlinearity::Relu : Nonlinearity::Tanh,
+                                          .bidirectional = true});
+}
+
+struct Outputs {
+  Variable output, h_n, c_n;
+};
+
+Outputs run(RecurrentStack& m, const std::string& kind, const Variable& x, const std::vector<int64_t>& lengths) {
+  if (kind == "lstm") {
+    LSTMOutput o = static_cast<LSTM&>(m).forward(x, {}, lengths);
+    return {o.output, o.h_n, o.c_n};
+  }
+  RNNOutput o = kind == "gru" ? static_cast<GRU&>(m).forward(x, Variable(), lengths)
+                              : static_cast<RNN&>(m).forward(x, Variable(), lengths);
+  return {o.output, o.h_n, Variable()};
+}
+
+double max_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  return max(abs(a - b)).item();
+}
+
+const char* kKinds[] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
+
+}  // namespace
+
+TEST_CASE("torch.nn weights, outputs and gradients match unroll's") {
+  const std::string py = torch_python();
+  if (py.empty()) {
+    MESSAGE("skipped: no Python interpreter here can import torch");
+    return;
+  }
+  const std::string path = UNROLL_TEST_TMPDIR "/from_torch.safetensors";
+  REQUIRE(std::system(("OPENBLAS_CORETYPE=Cooperlake " + py + " " + kScript + " export " + path).c_str()) == 0);
+  const SafetensorsFile file = load_safetensors(path);
+  for (const std::string kind : kKinds) {
+    CAPTURE(kind);
+    auto m = make(kind);
+    m->to(DType::F64);
+    StateDict weights;
+    for (const auto& [name, p] : m->named_parameters()) weights.insert(name, file.tensors.at(kind + "." + name));
+    m->load_state_dict(weights);  // strict: same names and shapes as torch's state_dict
+    const std::vector<int64_t> lengths = file.tensors.at(kind + ".lengths").to_indices();
+    Outputs o = run(*m, kind, Variable(file.tensors.at(kind + ".input")), lengths);
+    CHECK(max_diff(o.output.data(), file.tensors.at(kind + ".output")) < 1e-5);
+    CHECK(max_diff(o.h_n.data(), file.tensors.at(kind + ".h_n")) < 1e-5);
+    Variable loss = sum(o.output * Variable(file.tensors.at(kind + ".w_out"))) +
+                    sum(o.h_n * Variable(file.tensors.at(kind + ".w_h")));
+    if (kind == "lstm") {
+      CHECK(max_diff(o.c_n.data(), file.tensors.at(kind + ".c_n")) < 1e-5);
+      loss = loss + sum(o.c_n * Variable(file.tensors.at(kind + ".w_c")));
+    }
+    loss.backward();
+    for (const auto& [name, p] : m->named_parameters()) {
+      CAPTURE(name);
+      CHECK(max_diff(p.grad(), file.tensors.at(kind + ".grad." + name)) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("weights saved by unroll load into torch.nn modules and give the same outputs") {
+  const std::string py = torch_python();
+  if (py.empty()) {
+    MESSAGE("skipped: no Python interpreter here can import torch");
+    return;
+  }
+  manual_seed(42);
+  Generator gen(7);
+  StateDict out;
+  const std::vector<int64_t> lengths = {5, 2, 4};
+  for (const std::string kind : kKinds) {
+    auto m = make(kind);
+    m->to(DType::F64);
+    for (const auto& [name, p] : m->named_parameters()) out.insert(kind + ".param." + name, p.data());
+    Tensor x = randn({5, 3, 3}, gen, DType::F64);
+    Outputs o = run(*m, kind, Variable(x), lengths);
+    out.insert(kind + ".input", x);
+    out.insert(kind + ".lengths", indices(lengths));
+    out.insert(kind + ".output", o.output.data());
+  }
+  const std::string path = UNROLL_TEST_TMPDIR "/from_unroll.safetensors";
+  save_safetensors(path, out);
+  CHECK(std::system(("OPENBLAS_CORETYPE=Cooperlake " + py + " " + kScript + " check " + path).c_str()) == 0);
+}
