@@ -78,6 +78,7 @@ uint64_t Cli::seed() { return static_cast<uint64_t>(get_int("seed", 0, "random s
 bool Cli::json() { return get_flag("json", "end with one JSON line of the final metrics on stdout"); }
 std::string Cli::out_dir() {
   std::string d = get_string("out", dir_ + "/out/" + program_, "folder for figures and files");
+  plot::make_dirs(d);
   return d;
 }
 

@@ -2,7 +2,8 @@
 // Figures as SVG files, readable in any browser: line plots (linear or log y axis) and
 // heatmaps with a colour scale. Small on purpose: every example draws with these two.
 //
-//   LinePlot p{.title = "loss", .xlabel = "step", .ylabel = "MSE", .log_y = true};
+//   LinePlot p;
+//   p.title = "loss", p.xlabel = "step", p.ylabel = "MSE", p.log_y = true;
 //   p.add("LSTM", steps, losses);
 //   p.save("out/loss.svg");
 #include <string>
