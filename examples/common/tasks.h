@@ -1,0 +1,134 @@
+#pragma once
+// The task code the tour shares (examples/adding.cpp, examples/gradient_flow.cpp and
+// examples/demo.cpp): the adding problem's data, a many-to-one recurrent regressor, one
+// training loop, and dL/dh_t measured with gradient hooks.
+//
+//   AddingConfig cfg{.T = 50, .steps = 1500};
+//   manual_seed(0);
+//   LastStepRegressor model(CellKind::Lstm, 2, cfg.hidden);
+//   TrainLog log = train_adding(model, cfg);        // log.test_mse, log.loss (curve)
+//   std::vector<double> g = hidden_grad_norms(model, adding_batch(200, 32, gen));
+#include "common/cli.h"
+#include "common/plot.h"
+
+#include <unroll.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace unroll::examples {
+
+// ---- the adding problem (Hochreiter & Schmidhuber 1997; the form of Le et al. 2015) -----
+
+/// The MSE of always predicting the mean 1.0: Var(u1 + u2) = 2/12 for u1, u2 ~ U[0,1].
+inline constexpr double kAddingBaseline = 1.0 / 6.0;
+
+struct AddingBatch {
+  Tensor x;  ///< [T,B,2]: (value ~ U[0,1], marker in {0,1}) per step
+  Tensor y;  ///< [B,1]: the sum of the two marked values
+};
+
+/// B sequences of length T >= 2: one marker uniformly in the first half (t < T/2), one
+/// uniformly in the second half; the target is the sum of the two marked values.
+AddingBatch adding_batch(int64_t T, int64_t B, Generator& gen);
+
+// ---- the model --------------------------------------------------------------------------
+
+enum class CellKind { Rnn, Lstm, Gru };
+const char* cell_kind_name(CellKind kind);  ///< "tanh RNN", "LSTM", "GRU"
+inline constexpr CellKind kAllCells[] = {CellKind::Rnn, CellKind::Lstm, CellKind::Gru};
+
+/// Many-to-one: a cell reads x_0 .. x_{T-1}, a Linear head reads the last h.
+///   h_t = cell(x_t, h_{t-1});   y = h_{T-1} W^T + b
+/// Weights come from default_generator() (call manual_seed first for a reproducible model).
+class LastStepRegressor : public Module {
+public:
+  LastStepRegressor(CellKind kind, int64_t input_size, int64_t hidden_size);
+  /// x [T,B,I] -> [B,1]; if hs is given, it receives the T hidden states h_t [B,H].
+  Variable forward(const Variable& x, std::vector<Variable>* hs = nullptr);
+  CellKind kind() const { return kind_; }
+  RecurrentCell& cell() { return *cell_; }
+
+private:
+  CellKind kind_;
+  std::shared_ptr<RecurrentCell> cell_;
+  std::shared_ptr<Linear> head_;
+};
+
+// ---- training ---------------------------------------------------------------------------
+
+enum class OptimKind { Adam, Sgd };
+
+struct AddingConfig {
+  int64_t T = 50;           ///< sequence length
+  int64_t batch = 32;
+  int64_t hidden = 32;
+  int64_t steps = 1500;
+  double lr = 3e-3;
+  double clip = 1.0;        ///< clip_grad_norm max norm; 0: no clipping
+  OptimKind optim = OptimKind::Adam;
+  int64_t log_every = 25;   ///< one point of the loss curve per this many steps (their mean)
+  int64_t test_size = 1000; ///< held-out sequences (drawn from seed + 1)
+  uint64_t seed = 0;        ///< training batches
+  bool progress = true;     ///< live progress line on stderr
+};
+
+struct TrainLog {
+  std::vector<double> step, loss;   ///< the loss curve: mean train MSE over each log_every steps
+  std::vector<double> step_loss;    ///< train MSE, every step
+  std::vector<double> grad_norm;    ///< gradient norm before clipping, every step
+  double test_mse = 0;              ///< on the held-out set after training (NaN if diverged)
+  double seconds = 0;
+  int64_t params = 0;
+};
+
+/// Trains model on fresh adding batches with Adam (or SGD) and clip_grad_norm, then
+/// evaluates it on a held-out set under NoGradGuard.
+TrainLog train_adding(LastStepRegressor& model, const AddingConfig& cfg, const std::string& label);
+
+/// MSE of model on batch, without recording a graph.
+double evaluate(LastStepRegressor& model, const AddingBatch& batch);
+
+// ---- gradient flow ----------------------------------------------------------------------
+
+/// ||dL/dh_t|| (Frobenius over the batch) for t = 0 .. T-1, with L the MSE of the
+/// prediction read from the last step. Measured by a hook on each h_t; the cells are
+/// unchanged. Computed in float64 (the model is converted and converted back), so that
+/// gradients far below float32's range still show; parameter gradients are cleared.
+std::vector<double> hidden_grad_norms(LastStepRegressor& model, const AddingBatch& batch);
+
+/// x = 0, 1, ..., n-1 as doubles (for plots).
+std::vector<double> iota_x(size_t n);
+
+// ---- the comparison the tour runs: the three cells, same data, same seed ------------------
+
+struct CellRun {
+  CellKind kind;
+  std::unique_ptr<LastStepRegressor> model;
+  TrainLog log;
+  std::vector<double> grad_init, grad_trained;  ///< hidden_grad_norms before and after training
+};
+
+/// Trains a tanh RNN, an LSTM and a GRU (input 2, hidden cfg.hidden), each built right
+/// after manual_seed(cfg.seed); if probe is given, measures hidden_grad_norms on it before
+/// and after training.
+std::vector<CellRun> train_all_cells(const AddingConfig& cfg, const AddingBatch* probe = nullptr);
+
+/// The table: model, parameters, held-out MSE, baseline / MSE, wall time.
+void print_adding_table(const std::vector<CellRun>& runs);
+/// Train MSE per step for each cell, with the baseline dashed, log y.
+plot::LinePlot adding_loss_plot(const std::vector<CellRun>& runs, const AddingConfig& cfg);
+/// ||dL/dh_t|| / ||dL/dh_{T-1}|| per cell, at init (dashed) and trained (solid), log y.
+plot::LinePlot gradient_flow_plot(const std::vector<CellRun>& runs);
+/// ||dL/dh_0|| / ||dL/dh_{T-1}|| per cell at init and trained.
+void print_gradient_ratios(const std::vector<CellRun>& runs);
+/// "rnn", "lstm", "gru": JSON key prefixes.
+const char* cell_key(CellKind kind);
+/// Adds <key>_test_mse, <key>_seconds and (if measured) <key>_ratio_init/_trained per cell.
+void add_metrics(JsonLine& json, const std::vector<CellRun>& runs);
+/// norms.front() / norms.back() (NaN if empty).
+double first_to_last(const std::vector<double>& norms);
+
+}  // namespace unroll::examples
