@@ -32,13 +32,13 @@ Variable log(const Variable& x) {
 // y = tanh x;  dx += dy * (1 - y^2)
 Variable tanh(const Variable& x) {
   Tensor y = tanh(x.data());
-  return record("tanh", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, dy * (1.0 - y * y)); });
+  return record("tanh", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, tanh_backward(dy, y)); });
 }
 
 // y = sigmoid x;  dx += dy * y * (1 - y)
 Variable sigmoid(const Variable& x) {
   Tensor y = sigmoid(x.data());
-  return record("sigmoid", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, dy * y * (1.0 - y)); });
+  return record("sigmoid", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, sigmoid_backward(dy, y)); });
 }
 
 // y = max(x, 0);  dx += dy * [y > 0]   (sign(y) is exactly that mask)
@@ -206,8 +206,7 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
   Shape out_shape = x.shape();
   out_shape[out_shape.ndim() - 1] = w.shape()[0];
   const Tensor x2 = x.data().reshape({-1, w.shape()[1]});  // [N, I]
-  Tensor y = matmul(x2, w.data(), false, true);             // [N, O]
-  if (b.defined()) y = add(y, b.data());
+  Tensor y = b.defined() ? addmm(b.data(), x2, w.data(), false, true) : matmul(x2, w.data(), false, true);  // [N, O]
   y = y.reshape(out_shape);
   const Variable* inputs[3] = {&x, &w, &b};
   return record("linear", y, std::span<const Variable* const>(inputs, b.defined() ? 3 : 2),
@@ -216,6 +215,52 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
                   if (g.needs(0)) g.add(0, matmul(dy2, wd).reshape(in));
                   if (g.needs(1)) g.add(1, matmul(dy2, x2, true, false));
                   if (g.n_inputs() > 2 && g.needs(2)) g.add(2, sum(dy2, 0));
+                });
+}
+
+// y = x1 W1^T + x2 W2^T + b1 + b2;  dx_k += dy W_k;  dW_k += dy^T x_k;  db_k += sum_rows(dy)
+Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, const Variable& w2, const Variable& b1,
+                 const Variable& b2) {
+  const Variable* xs[2] = {&x1, &x2};
+  const Variable* ws[2] = {&w1, &w2};
+  const Variable* bs[2] = {&b1, &b2};
+  UNROLL_CHECK(x1.defined() && x2.defined() && w1.defined() && w2.defined(), "linear2: an input is undefined");
+  const int64_t O = w1.ndim() == 2 ? w1.shape()[0] : -1;
+  for (int k = 0; k < 2; ++k) {
+    const Variable &x = *xs[k], &w = *ws[k], &b = *bs[k];
+    UNROLL_CHECK(x.ndim() == 2 && w.ndim() == 2, "linear2: input {} {} and weight {} {} must be 2-D ([N,I] and [O,I])",
+                 k + 1, x.shape(), k + 1, w.shape());
+    UNROLL_CHECK(x.shape()[1] == w.shape()[1], "linear2: input {} {} has {} features but weight {} {} expects {}", k + 1,
+                 x.shape(), x.shape()[1], k + 1, w.shape(), w.shape()[1]);
+    UNROLL_CHECK(w.shape()[0] == O, "linear2: weights {} and {} have different output sizes", w1.shape(), w2.shape());
+    UNROLL_CHECK(!b.defined() || (b.ndim() == 1 && b.shape()[0] == O), "linear2: bias {} {} does not match [{}]", k + 1,
+                 b.defined() ? b.shape().str() : "", O);
+    UNROLL_CHECK(x.dtype() == x1.dtype() && w.dtype() == x1.dtype() && (!b.defined() || b.dtype() == x1.dtype()),
+                 "linear2: all inputs must have one dtype");
+  }
+  UNROLL_CHECK(x1.shape()[0] == x2.shape()[0], "linear2: inputs {} and {} have different row counts", x1.shape(),
+               x2.shape());
+  // (x1 W1^T + b1) + (x2 W2^T + b2): the same rounding as linear(x1, w1, b1) + linear(x2, w2, b2).
+  auto affine = [](const Variable& x, const Variable& w, const Variable& b) {
+    return b.defined() ? addmm(b.data(), x.data(), w.data(), false, true) : matmul(x.data(), w.data(), false, true);
+  };
+  Tensor y = affine(x1, w1, b1);  // [N, O]
+  add_(y, affine(x2, w2, b2));
+  const Variable* inputs[6] = {&x1, &w1, &x2, &w2, &b1, &b2};
+  const bool has_b1 = b1.defined();
+  const int n_inputs = 4 + (b1.defined() ? 1 : 0) + (b2.defined() ? 1 : 0);
+  if (!has_b1 && b2.defined()) inputs[4] = &b2;
+  return record("linear2", y, std::span<const Variable* const>(inputs, static_cast<size_t>(n_inputs)),
+                [x1d = x1.data(), w1d = w1.data(), x2d = x2.data(), w2d = w2.data()](const Tensor& dy, Grads& g) {
+                  if (g.needs(0)) g.add(0, matmul(dy, w1d));
+                  if (g.needs(1)) g.add(1, matmul(dy, x1d, true, false));
+                  if (g.needs(2)) g.add(2, matmul(dy, w2d));
+                  if (g.needs(3)) g.add(3, matmul(dy, x2d, true, false));
+                  const bool b4 = g.n_inputs() > 4 && g.needs(4), b5 = g.n_inputs() > 5 && g.needs(5);
+                  if (!b4 && !b5) return;
+                  const Tensor db = sum(dy, 0);  // [O]
+                  if (b4) g.add(4, db);
+                  if (b5) g.add(5, db);
                 });
 }
 

@@ -53,6 +53,11 @@ Variable operator/(double s, const Variable& a);
 Variable matmul(const Variable& a, const Variable& b, bool trans_a = false, bool trans_b = false);
 /// y = x W^T + b (torch.nn.functional.linear): x [..., I], W [O, I], b [O] or undefined.
 Variable linear(const Variable& x, const Variable& w, const Variable& b = Variable());
+/// y = x1 W1^T + x2 W2^T + b1 + b2 in one op (the pre-activation of a recurrent cell):
+/// x1 [N,I1], W1 [O,I1], x2 [N,I2], W2 [O,I2], biases [O] or undefined. Equal to
+/// linear(x1, W1, b1) + linear(x2, W2, b2) without the two temporaries.
+Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, const Variable& w2,
+                 const Variable& b1 = Variable(), const Variable& b2 = Variable());
 
 // ---- reductions -----------------------------------------------------------------------
 Variable sum(const Variable& x);

@@ -8,12 +8,18 @@ OPENBLAS_CORETYPE=Cooperlake, and the same thread count as unroll:
 
 Prints one line per measurement (or one JSON object per line with --json), with names
 prefixed "torch_" matching the unroll bench's names.
+
+Recurrent workloads (bench/bench_rnn.cpp's, same names with the "torch_" prefix): one train
+step is forward, cross-entropy, backward, clip_grad_norm_(1.0) and Adam, with nn.LSTM /
+nn.GRU / nn.RNN (PyTorch's fused C++ recurrent path) and pack_padded_sequence for the word LM.
 """
 import argparse
 import json
 import time
 
 import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 def report(args, name, value, unit):
@@ -59,12 +65,152 @@ def sgemm(m, n, k, trans_b, min_seconds=0.2):
     return 2.0 * m * n * k / best / 1e9
 
 
+class LanguageModel(nn.Module):
+    """Embedding -> one recurrent layer -> Linear (the model of every recurrent workload)."""
+
+    def __init__(self, kind, V, E, H):
+        super().__init__()
+        self.emb = nn.Embedding(V, E)
+        self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind](E, H)
+        self.head = nn.Linear(H, V)
+
+    def forward(self, idx, lengths=None):  # idx [T,B] -> logits [T*B,V]
+        x = self.emb(idx)
+        if lengths is None:
+            h, _ = self.rnn(x)
+        else:
+            packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+            h, _ = pad_packed_sequence(self.rnn(packed)[0], total_length=idx.shape[0])
+        return self.head(h.reshape(-1, h.shape[2]))
+
+
+def train_step(model, opt, idx, targets, lengths=None):
+    opt.zero_grad(set_to_none=True)
+    loss = nn.functional.cross_entropy(model(idx, lengths), targets, ignore_index=-100)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
+def charlm_ms(kind, B, H, T, steps):
+    torch.manual_seed(0)
+    model = LanguageModel(kind, 65, 64, H)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    idx = torch.randint(0, 65, (T, B))
+    targets = torch.randint(0, 65, (T * B,))
+    train_step(model, opt, idx, targets)
+    best = float("inf")
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        train_step(model, opt, idx, targets)
+        best = min(best, (time.perf_counter() - t0) * 1e3)
+    return best
+
+
+def load_corpus(path):
+    """One sentence per non-empty line, or the generated corpus of bench_rnn.cpp."""
+    if path:
+        with open(path) as f:
+            return [line.split() for line in f if line.split()]
+    x, out, mask = 12345, [], (1 << 64) - 1
+
+    def nxt():
+        nonlocal x
+        x = (x * 6364136223846793005 + 1442695040888963407) & mask
+        return x >> 33
+
+    for _ in range(2000):
+        n = 5 + nxt() % 36
+        out.append(["w" + str(nxt() % 5000) for _ in range(n)])
+    return out
+
+
+def prepare_words(corpus):
+    ids = {"<s>": 0, "</s>": 1}
+    sents = []
+    for s in corpus:
+        v = [0]
+        for w in s:
+            if w not in ids:
+                ids[w] = len(ids)
+            v.append(ids[w])
+        v.append(1)
+        sents.append(v)
+    sents.sort(key=len)  # stable, like std::stable_sort
+    return sents, len(ids)
+
+
+def word_batch(sents, mb, i, count):
+    n_batches = len(sents) // mb
+    first = (i * n_batches // count) * mb
+    batch = sents[first:first + mb]
+    T = max(len(s) for s in batch) - 1
+    idx = torch.ones(T, mb, dtype=torch.long)
+    tg = torch.full((T, mb), -100, dtype=torch.long)
+    lengths = []
+    for b, s in enumerate(batch):
+        n = len(s) - 1
+        idx[:n, b] = torch.tensor(s[:n])
+        tg[:n, b] = torch.tensor(s[1:])
+        lengths.append(n)
+    return idx, tg.reshape(-1), lengths, sum(lengths)
+
+
+def wordlm_words_per_s(sents, vocab, mb, count):
+    torch.manual_seed(0)
+    model = LanguageModel("lstm", vocab, 128, 256)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    idx, tg, lengths, _ = word_batch(sents, mb, 0, count)
+    train_step(model, opt, idx, tg, lengths)
+    words, secs = 0, 0.0
+    for i in range(count):
+        idx, tg, lengths, n = word_batch(sents, mb, i, count)
+        words += n
+        t0 = time.perf_counter()
+        train_step(model, opt, idx, tg, lengths)
+        secs += time.perf_counter() - t0
+    return words / secs
+
+
+def recurrent(args):
+    steps = 2 if args.quick else 5
+    sel = lambda name: args.workload in ("all", "rnn") or name.startswith(args.workload)
+    for kind in ("lstm", "gru", "rnn"):
+        name = f"charlm_{kind}_b32_h256"
+        if sel(name):
+            report(args, "torch_" + name, charlm_ms(kind, 32, 256, 64, steps), "ms/step")
+    for kind in ("lstm", "gru", "rnn"):
+        name = f"charlm_{kind}_b1_h64"
+        if sel(name):
+            report(args, "torch_" + name, charlm_ms(kind, 1, 64, 100, steps * 4), "ms/step")
+    if any(sel(f"wordlm_mb{mb}") for mb in (64, 16, 1)):
+        sents, vocab = prepare_words(load_corpus(args.text))
+        for mb in (64, 16, 1):
+            if not sel(f"wordlm_mb{mb}"):
+                continue
+            count = {64: 2 if args.quick else 6, 16: 4 if args.quick else 16, 1: 30 if args.quick else 150}[mb]
+            report(args, f"torch_wordlm_mb{mb}", wordlm_words_per_s(sents, vocab, mb, count), "words/s")
+    for T in (100, 1000, 10000):
+        name = f"scaling_lstm_t{T}"
+        if sel(name):
+            report(args, "torch_" + name, charlm_ms("lstm", 8, 128, T, 1 if T >= 10000 or args.quick else 3), "ms/step")
+    for t in (1, 2):
+        name = f"threads_lstm_b32_h512_t{t}"
+        if sel(name):
+            torch.set_num_threads(t)
+            report(args, "torch_" + name, charlm_ms("lstm", 32, 512, 64, steps), "ms/step")
+            torch.set_num_threads(args.threads)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true")
     p.add_argument("--reps", type=int, default=200)
-    p.add_argument("--workload", choices=["all", "small_op", "gemm"], default="all")
+    p.add_argument("--workload", default="all",
+                   help="all, small_op, gemm, rnn, or a prefix of a recurrent workload name")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--text", default="", help="word-LM corpus (one sentence per line)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -80,6 +226,8 @@ def main():
         for m in (1, 32, 64):
             for k in (256, 512):
                 report(args, f"torch_sgemm_nt_{m}x1024x{k}", sgemm(m, 1024, k, True), "GFLOP/s")
+    if args.workload not in ("small_op", "gemm"):
+        recurrent(args)
 
 
 if __name__ == "__main__":

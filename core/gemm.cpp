@@ -38,17 +38,22 @@
 #ifndef UNROLL_GEMM_PASS
 
 #include "core/gemm.h"
+#include "core/tensor.h"
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define UNROLL_GEMM_X86 1
@@ -458,6 +463,96 @@ void check_operand(const char* name, int64_t rows, int64_t cols, int64_t ld) {
   }
 }
 
+// Note [gemm threads]
+// ~~~~~~~~~~~~~~~~~~
+// With set_num_threads(n > 1), a product big enough to pay for waking a thread is cut into
+// n pieces along N (or along M when M is the larger side), and each piece is an ordinary
+// single-threaded gemm on a sub-matrix. Every element of C is still computed by the same
+// micro-kernel lanes over the same KC slices of K, so the result does not depend on the
+// thread count at all, let alone on timing. The workers are persistent and wait on a
+// condition variable; the calling thread runs piece 0 itself.
+class ThreadPool {
+public:
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  /// Runs task(0) .. task(n-1), task 0 on the calling thread; returns when all are done.
+  template <class F>
+  void run(int n, F& task) {
+    std::lock_guard<std::mutex> one_job(run_mu_);  // callers on different threads take turns
+    ensure_workers(n - 1);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = [](void* ctx, int i) { (*static_cast<F*>(ctx))(i); };
+      ctx_ = &task;
+      n_tasks_ = n;
+      next_.store(1, std::memory_order_relaxed);
+      pending_ = n - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+    task(0);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+  }
+
+private:
+  void ensure_workers(int n) {
+    while (static_cast<int>(workers_.size()) < n) workers_.emplace_back([this] { loop(); });
+  }
+  void loop() {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      for (;;) {
+        const int i = next_.fetch_add(1, std::memory_order_relaxed);
+        if (i >= n_tasks_) break;
+        lock.unlock();
+        job_(ctx_, i);
+        lock.lock();
+        if (--pending_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  std::mutex run_mu_, mu_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  void (*job_)(void*, int) = nullptr;
+  void* ctx_ = nullptr;
+  int n_tasks_ = 0;
+  std::atomic<int> next_{0};
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+std::atomic<int> g_num_threads{1};
+
+ThreadPool& thread_pool() {
+  static ThreadPool pool;
+  return pool;
+}
+
+/// Pieces to cut one product into: 1 unless threads are on and it has >= ~1 MFLOP per piece.
+int gemm_pieces(int64_t M, int64_t N, int64_t K) {
+  const int n = g_num_threads.load(std::memory_order_relaxed);
+  if (n <= 1) return 1;
+  const int64_t work = M * N * K;
+  const int64_t by_work = work / (int64_t{1} << 19);
+  const int64_t by_size = std::max(M, N) / 16;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({n, by_work, by_size})));
+}
+
 template <class T>
 void gemm_entry(const GemmArgs<T>& g) {
   if (g.M < 0 || g.N < 0 || g.K < 0) {
@@ -477,11 +572,39 @@ void gemm_entry(const GemmArgs<T>& g) {
     return;
   }
   const IsaTable& isa = active_isa();
-  if constexpr (std::is_same_v<T, float>) {
-    isa.sgemm(g);
-  } else {
-    isa.dgemm(g);
+  auto run_one = [&isa](const GemmArgs<T>& piece) {
+    if constexpr (std::is_same_v<T, float>) {
+      isa.sgemm(piece);
+    } else {
+      isa.dgemm(piece);
+    }
+  };
+  const int pieces = gemm_pieces(g.M, g.N, g.K);
+  if (pieces == 1) {
+    run_one(g);
+    return;
   }
+  // Note [gemm threads]: pieces along the longer side of C, 16-aligned.
+  const bool along_n = g.N >= g.M;
+  const int64_t extent = along_n ? g.N : g.M;
+  const int64_t step = (extent / pieces + 15) / 16 * 16;
+  auto task = [&](int i) {
+    const int64_t lo = std::min(extent, i * step);
+    const int64_t hi = i + 1 == pieces ? extent : std::min(extent, lo + step);
+    if (hi <= lo) return;
+    GemmArgs<T> piece = g;
+    if (along_n) {
+      piece.N = hi - lo;
+      piece.B = g.tb ? g.B + lo * g.ldb : g.B + lo;
+      piece.C = g.C + lo;
+    } else {
+      piece.M = hi - lo;
+      piece.A = g.ta ? g.A + lo : g.A + lo * g.lda;
+      piece.C = g.C + lo * g.ldc;
+    }
+    run_one(piece);
+  };
+  thread_pool().run(pieces, task);
 }
 
 }  // namespace
@@ -500,6 +623,21 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double al
 }
 
 const char* gemm_isa_name() { return detail::active_isa().name; }
+
+}  // namespace unroll::kernels
+
+namespace unroll {
+
+void set_num_threads(int n) {
+  UNROLL_CHECK(n >= 1, "set_num_threads: the thread count must be at least 1, got {}", n);
+  kernels::detail::g_num_threads.store(n, std::memory_order_relaxed);
+}
+
+int num_threads() { return kernels::detail::g_num_threads.load(std::memory_order_relaxed); }
+
+}  // namespace unroll
+
+namespace unroll::kernels {
 
 namespace testing {
 

@@ -8,7 +8,10 @@
 #include "core/tensor.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -257,6 +260,92 @@ T sum_contig(const T* p, int64_t n) {
   return s;
 }
 
+// Note [fast float transcendentals]
+// glibc's float tanh costs ~50 ns per element and nothing of libm vectorises, so float
+// tanh/sigmoid (every gate of every recurrent cell) use the branch-free formulas below,
+// which the compiler vectorises; kernels are cloned for AVX-512, AVX2 and baseline x86-64
+// and picked at load time. They use only IEEE add/mul/div (no FMA contraction in ISO C++
+// mode), so every clone gives the same bits. Accuracy: a few ulp (tests/test_fused.cpp
+// checks against double precision). Double precision keeps libm.
+//   exp(y) = 2^n * p(r), n = round(y / ln 2), r = y - n ln 2 (two-part ln 2), p the
+//            degree-7 Taylor polynomial (|r| <= ln2/2: truncation error < 6e-9).
+//   tanh(x) = odd Taylor series through x^17 for |x| < 0.5; else sign(x) (1 - 2 / (e^{2|x|} + 1))
+//            with |x| clamped to 10 (tanh(x) rounds to 1 in float from x = 9.02 on).
+//   sigmoid(x) = 1 / (1 + e^{-|x|}) for x >= 0, e^{-|x|} / (1 + e^{-|x|}) for x < 0, with
+//            e^{-|x|} = 0 past |x| = 87.3 (the result is then below FLT_MIN or exactly 1).
+// NaN in gives NaN out; +-inf gives +-1 (tanh) and 1 or 0 (sigmoid).
+
+/// e^y for y in [-87.3, 88.3] (no range checks).
+inline float exp_core(float y) {
+  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.42860682030941723212e-6f;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float n = (y * kLog2e + kRound) - kRound;
+  const float r = (y - n * kLn2Hi) - n * kLn2Lo;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const auto bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  return p * std::bit_cast<float>(bits);
+}
+
+inline float tanh_fast(float x) {
+  const float a = std::fabs(x);
+  const float x2 = x * x;
+  float q = 0.000590027440945586f;
+  q = q * x2 - 0.0014558343870513183f;
+  q = q * x2 + 0.003592128036572481f;
+  q = q * x2 - 0.008863235529902197f;
+  q = q * x2 + 0.021869488536155203f;
+  q = q * x2 - 0.05396825396825397f;
+  q = q * x2 + 0.13333333333333333f;
+  q = q * x2 - 0.3333333333333333f;
+  const float small = x + x * x2 * q;
+  const float ac = a < 10.0f ? a : 10.0f;  // NaN -> 10 (replaced below)
+  const float e = exp_core(2.0f * ac);
+  const float big = 1.0f - 2.0f / (e + 1.0f);
+  const float r = a < 0.5f ? small : (x < 0.0f ? -big : big);
+  return x != x ? x : r;
+}
+
+inline float sigmoid_fast(float x) {
+  const float na = -std::fabs(x);
+  const float y = na > -87.3f ? na : -87.3f;  // NaN -> -87.3 (replaced below)
+  const float e = na >= -87.3f ? exp_core(y) : 0.0f;
+  const float s = 1.0f / (1.0f + e);
+  const float r = x >= 0.0f ? s : e * s;
+  return x != x ? x : r;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define UNROLL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define UNROLL_CLONES
+#endif
+
+UNROLL_CLONES void tanh_f32(float* __restrict o, const float* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = tanh_fast(x[i]);
+}
+UNROLL_CLONES void sigmoid_f32(float* __restrict o, const float* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = sigmoid_fast(x[i]);
+}
+
+/// Unary op whose float32 path is a raw-pointer kernel (Note [fast float transcendentals]).
+template <typename F>
+Tensor unary_fast(const char* op, const Tensor& x, void (*f32)(float*, const float*, int64_t), F f64) {
+  check_defined(op, x);
+  if (x.dtype() == DType::F32) {
+    Tensor out = Tensor::empty(x.shape(), x.dtype());
+    f32(out.data<float>(), x.data<float>(), x.numel());
+    return out;
+  }
+  return unary(op, x, f64);
+}
+
 }  // namespace
 
 // ---- elementwise ----------------------------------------------------------------------
@@ -264,13 +353,31 @@ T sum_contig(const T* p, int64_t n) {
 Tensor neg(const Tensor& x) { return unary("neg", x, [](auto v) { return -v; }); }
 Tensor exp(const Tensor& x) { return unary("exp", x, [](auto v) { return std::exp(v); }); }
 Tensor log(const Tensor& x) { return unary("log", x, [](auto v) { return std::log(v); }); }
-Tensor tanh(const Tensor& x) { return unary("tanh", x, [](auto v) { return std::tanh(v); }); }
+Tensor tanh(const Tensor& x) { return unary_fast("tanh", x, &tanh_f32, [](auto v) { return std::tanh(v); }); }
 // sigmoid(x) = 1 / (1 + e^-x); e^-x overflows to inf for very negative x, giving 0.
 Tensor sigmoid(const Tensor& x) {
-  return unary("sigmoid", x, [](auto v) {
+  return unary_fast("sigmoid", x, &sigmoid_f32, [](auto v) {
     using T = decltype(v);
     return T(1) / (T(1) + std::exp(-v));
   });
+}
+
+// dx = dy * (1 - y^2), one pass (same operation order as dy * (1 - y * y)).
+Tensor tanh_backward(const Tensor& dy, const Tensor& y) {
+  check_defined("tanh_backward", dy);
+  check_defined("tanh_backward", y);
+  UNROLL_CHECK(dy.shape() == y.shape(), "tanh_backward: gradient {} and output {} differ in shape", dy.shape(),
+               y.shape());
+  return binary("tanh_backward", dy, y, [](auto g, auto v) { return g * (decltype(v)(1) - v * v); });
+}
+
+// dx = dy * y * (1 - y), one pass (same operation order as dy * y * (1 - y)).
+Tensor sigmoid_backward(const Tensor& dy, const Tensor& y) {
+  check_defined("sigmoid_backward", dy);
+  check_defined("sigmoid_backward", y);
+  UNROLL_CHECK(dy.shape() == y.shape(), "sigmoid_backward: gradient {} and output {} differ in shape", dy.shape(),
+               y.shape());
+  return binary("sigmoid_backward", dy, y, [](auto g, auto v) { return g * v * (decltype(v)(1) - v); });
 }
 // relu keeps NaN (like PyTorch): v < 0 is false for NaN.
 Tensor relu(const Tensor& x) {
@@ -528,6 +635,56 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
                     C + i * M * N, N);
   });
   return out;
+}
+
+namespace {
+
+/// Validates c (+)= op(a) op(b) for 2-D operands; returns {M, N, K}.
+std::array<int64_t, 3> check_mm(const char* op, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  check_defined(op, a);
+  check_defined(op, b);
+  UNROLL_CHECK(a.ndim() == 2 && b.ndim() == 2, "{}: {} x {}: operands must be 2-D", op, a.shape(), b.shape());
+  check_same_dtype(op, a, b);
+  const int64_t M = trans_a ? a.size(1) : a.size(0), K = trans_a ? a.size(0) : a.size(1);
+  const int64_t Kb = trans_b ? b.size(1) : b.size(0), N = trans_b ? b.size(0) : b.size(1);
+  UNROLL_CHECK(K == Kb, "{}: {}{} x {}{}: inner dimensions {} and {} differ", op, a.shape(), trans_a ? "^T" : "",
+               b.shape(), trans_b ? "^T" : "", K, Kb);
+  return {M, N, K};
+}
+
+/// c = op(a) op(b) + beta c through the GEMM kernel (c already has the right shape).
+void gemm_into(Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, int64_t M, int64_t N,
+               int64_t K, double beta) {
+  dispatch_float("addmm", a.dtype(), [&]<typename T>() {
+    if (M == 0 || N == 0) return;
+    kernels::gemm(trans_a, trans_b, M, N, K, T(1), a.data<T>(), a.size(1), b.data<T>(), b.size(1),
+                  static_cast<T>(beta), c.data<T>(), N);
+  });
+}
+
+}  // namespace
+
+Tensor addmm(const Tensor& bias, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  const auto [M, N, K] = check_mm("addmm", a, b, trans_a, trans_b);
+  check_defined("addmm", bias);
+  check_same_dtype("addmm", bias, a);
+  UNROLL_CHECK(bias.ndim() == 1 && bias.size(0) == N, "addmm: bias {} does not match the product's {} columns",
+               bias.shape(), N);
+  Tensor out = Tensor::empty({M, N}, a.dtype());
+  const size_t row_bytes = static_cast<size_t>(N) * dtype_size(a.dtype());
+  char* o = static_cast<char*>(out.raw_data());
+  for (int64_t i = 0; i < M; ++i) std::memcpy(o + static_cast<size_t>(i) * row_bytes, bias.raw_data(), row_bytes);
+  gemm_into(out, a, b, trans_a, trans_b, M, N, K, 1.0);
+  return out;
+}
+
+void addmm_(Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  const auto [M, N, K] = check_mm("addmm_", a, b, trans_a, trans_b);
+  check_defined("addmm_", c);
+  check_same_dtype("addmm_", c, a);
+  UNROLL_CHECK(c.shape() == Shape({M, N}), "addmm_: destination {} is not the product's shape [{},{}]", c.shape(), M,
+               N);
+  gemm_into(c, a, b, trans_a, trans_b, M, N, K, 1.0);
 }
 
 // ---- reductions -----------------------------------------------------------------------

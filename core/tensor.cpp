@@ -79,6 +79,8 @@ constexpr size_t kPoolLimit = size_t{1} << 30;
 struct Pool {
   std::vector<Storage*> free[kClasses];
   size_t cached = 0;
+  int64_t live = 0;  // requested bytes of live storage (memory_stats)
+  int64_t peak = 0;
   ~Pool() {
     for (auto& list : free)
       for (Storage* s : list) std::free(s);
@@ -104,11 +106,14 @@ Storage* allocate_storage(size_t bytes) {
   s->refs = 1;
   s->size_class = cls;
   s->bytes = bytes;
+  pool.live += static_cast<int64_t>(bytes);
+  pool.peak = std::max(pool.peak, pool.live);
   return s;
 }
 
 void release_storage(Storage* s) {
   if (--s->refs) return;
+  pool.live -= static_cast<int64_t>(s->bytes);
   size_t block = size_t{1} << s->size_class;
   if (pool.cached + block <= kPoolLimit) {
     pool.free[s->size_class].push_back(s);
@@ -119,6 +124,9 @@ void release_storage(Storage* s) {
 }
 
 }  // namespace
+
+MemoryStats memory_stats() { return {pool.live, pool.peak}; }
+void reset_peak_memory() { pool.peak = pool.live; }
 
 // ---- Tensor -----------------------------------------------------------------------------
 

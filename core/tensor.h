@@ -99,6 +99,22 @@ private:
   DType dtype_ = DType::F32;
 };
 
+// ---- threads and memory ----------------------------------------------------------------
+/// How many threads the kernels may split one op across (GEMM, large elementwise ops);
+/// default 1, like torch.set_num_threads. Work is split into pieces that depend only on the
+/// shapes and this count, so the same thread count gives bit-identical results.
+void set_num_threads(int n);
+int num_threads();  ///< like torch.get_num_threads
+
+/// Bytes held by live tensor storage on this thread (requested sizes, not pool blocks), and
+/// the largest value since the last reset_peak_memory().
+struct MemoryStats {
+  int64_t live_bytes = 0;
+  int64_t peak_bytes = 0;
+};
+MemoryStats memory_stats();
+void reset_peak_memory();  ///< peak_bytes = live_bytes
+
 // ---- creation -------------------------------------------------------------------------
 Tensor zeros(const Shape& shape, DType dtype = DType::F32);
 Tensor ones(const Shape& shape, DType dtype = DType::F32);
@@ -155,6 +171,9 @@ Tensor abs(const Tensor& x);
 Tensor sign(const Tensor& x);
 Tensor pow(const Tensor& x, double p);
 Tensor clamp(const Tensor& x, double lo, double hi);
+/// Backward helpers in one pass: dy * (1 - y^2) and dy * y * (1 - y), y the op's output.
+Tensor tanh_backward(const Tensor& dy, const Tensor& y);
+Tensor sigmoid_backward(const Tensor& dy, const Tensor& y);
 
 // Binary ops broadcast like NumPy: shapes are aligned from the right; a dimension of 1
 // stretches to match. The result has the broadcast shape.
@@ -205,6 +224,11 @@ void copy_(Tensor& dst, const Tensor& src);
 /// 3-D x 2-D: [B,M,K] x [K,N] -> [B,M,N]. trans_a / trans_b use the transpose of the last
 /// two dimensions of an operand without copying it (e.g. x W^T is matmul(x, W, false, true)).
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+/// bias + op(a) op(b) for 2-D a, b and a 1-D bias [N] added to every row, with the bias
+/// loaded into the output before the GEMM accumulates onto it (torch.addmm).
+Tensor addmm(const Tensor& bias, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+/// c += op(a) op(b) in place for 2-D a, b, c (GEMM with beta = 1; no temporary).
+void addmm_(Tensor& c, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 
 // ---- reductions -----------------------------------------------------------------------
 Tensor sum(const Tensor& x);                                   ///< all elements -> []

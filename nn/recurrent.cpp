@@ -95,7 +95,7 @@ State RNNCell::initial_state(int64_t batch, DType dtype) const { return zero_sta
 State RNNCell::forward(const Variable& x, const State& state) {
   const State s = state.empty() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
   check_step("RNNCell", x, s, 1, input_size_, hidden_size_, weight_ih.dtype());
-  Variable pre = linear(x, weight_ih, bias_ih) + linear(s[0], weight_hh, bias_hh);  // [B,H]
+  Variable pre = linear2(x, weight_ih, s[0], weight_hh, bias_ih, bias_hh);  // x W_ih^T + h W_hh^T + b: [B,H]
   return {nonlinearity == Nonlinearity::Tanh ? tanh(pre) : relu(pre)};
 }
 
@@ -114,7 +114,7 @@ State LSTMCell::forward(const Variable& x, const State& state) {
   const State s = state.empty() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
   check_step("LSTMCell", x, s, 2, input_size_, hidden_size_, weight_ih.dtype());
   const Variable &h = s[0], &c = s[1];
-  Variable gates = linear(x, weight_ih, bias_ih) + linear(h, weight_hh, bias_hh);  // [B,4H]
+  Variable gates = linear2(x, weight_ih, h, weight_hh, bias_ih, bias_hh);  // x W_ih^T + b_ih + h W_hh^T + b_hh: [B,4H]
   std::vector<Variable> ifgo = chunk(gates, 4, 1);                                 // 4 x [B,H]
   Variable i = sigmoid(ifgo[0]), f = sigmoid(ifgo[1]), g = tanh(ifgo[2]), o = sigmoid(ifgo[3]);
   Variable c_next = f * c + i * g;

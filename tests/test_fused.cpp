@@ -1,0 +1,139 @@
+// The ops added for speed: linear2 (two-input affine map), addmm/addmm_ (GEMM with the bias
+// or destination as the accumulator), the one-pass tanh/sigmoid backward helpers, the
+// vectorised float tanh/sigmoid, thread-count determinism, and the tensor memory counters.
+#include <doctest/doctest.h>
+
+#include <unroll.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+using namespace unroll;
+
+namespace {
+
+Variable leaf(const Shape& s, Generator& gen) { return Variable(randn(s, gen, DType::F64), true); }
+
+/// Distance in float ulps between got and the float nearest to want.
+double ulps(float got, double want) {
+  const auto w = static_cast<float>(want);
+  if (got == w) return 0;
+  const double u = std::nextafter(std::fabs(w), std::numeric_limits<float>::infinity()) - std::fabs(w);
+  return std::fabs(static_cast<double>(got) - want) / u;
+}
+
+}  // namespace
+
+TEST_CASE("linear2 passes gradcheck with both, one or no biases, and an input used twice") {
+  Generator gen(3);
+  Variable x1 = leaf({3, 4}, gen), w1 = leaf({5, 4}, gen), x2 = leaf({3, 2}, gen), w2 = leaf({5, 2}, gen);
+  Variable b1 = leaf({5}, gen), b2 = leaf({5}, gen);
+  auto check = [](const std::function<Variable()>& f, const std::vector<Variable>& in) {
+    GradcheckResult r = gradcheck(f, in);
+    INFO(r.summary());
+    CHECK(r.ok);
+  };
+  check([&] { return linear2(x1, w1, x2, w2, b1, b2); }, {x1, w1, x2, w2, b1, b2});
+  check([&] { return linear2(x1, w1, x2, w2, b1); }, {x1, w1, x2, w2, b1});
+  check([&] { return linear2(x1, w1, x2, w2, Variable(), b2); }, {x1, w1, x2, w2, b2});
+  check([&] { return linear2(x1, w1, x2, w2); }, {x1, w1, x2, w2});
+  Variable h = leaf({3, 5}, gen), wh = leaf({5, 5}, gen);
+  check([&] { return tanh(linear2(h, wh, h, wh, b1, b1)); }, {h, wh, b1});  // every input used twice
+}
+
+TEST_CASE("linear2 equals linear + linear, and checks its shapes") {
+  Generator gen(4);
+  Variable x1 = leaf({3, 4}, gen), w1 = leaf({5, 4}, gen), x2 = leaf({3, 2}, gen), w2 = leaf({5, 2}, gen);
+  Variable b1 = leaf({5}, gen), b2 = leaf({5}, gen);
+  CHECK(allclose(linear2(x1, w1, x2, w2, b1, b2).data(), (linear(x1, w1, b1) + linear(x2, w2, b2)).data(), 1e-12,
+                 1e-12));
+  CHECK_THROWS_WITH_AS(linear2(x1, w1, x2, w1), "linear2: input 2 [3,2] has 2 features but weight 2 [5,4] expects 4",
+                       Error);
+  CHECK_THROWS_WITH_AS(linear2(x1, w1, x2, leaf({6, 2}, gen)),
+                       "linear2: weights [5,4] and [6,2] have different output sizes", Error);
+  CHECK_THROWS_WITH_AS(linear2(x1, w1, leaf({2, 2}, gen), w2), "linear2: inputs [3,4] and [2,2] have different row counts",
+                       Error);
+}
+
+TEST_CASE("addmm and addmm_ accumulate onto the bias and the destination") {
+  Generator gen(5);
+  const Tensor a = randn({3, 4}, gen, DType::F64), b = randn({5, 4}, gen, DType::F64), bias = randn({5}, gen, DType::F64);
+  CHECK(allclose(addmm(bias, a, b, false, true), add(matmul(a, b, false, true), bias), 1e-12, 1e-12));
+  Tensor c = randn({3, 5}, gen, DType::F64);
+  const Tensor expected = add(c, matmul(a, b, false, true));
+  addmm_(c, a, b, false, true);
+  CHECK(allclose(c, expected, 1e-12, 1e-12));
+  CHECK_THROWS_WITH_AS(addmm(randn({4}, gen, DType::F64), a, b, false, true),
+                       "addmm: bias [4] does not match the product's 5 columns", Error);
+  CHECK_THROWS_WITH_AS(addmm_(c, a, b), "addmm_: [3,4] x [5,4]: inner dimensions 4 and 5 differ", Error);
+}
+
+TEST_CASE("tanh_backward and sigmoid_backward match their formulas bit for bit") {
+  Generator gen(6);
+  for (DType dt : {DType::F32, DType::F64}) {
+    const Tensor dy = randn({7, 9}, gen, dt), y = tanh(randn({7, 9}, gen, dt)), s = sigmoid(randn({7, 9}, gen, dt));
+    CHECK(equal(tanh_backward(dy, y), dy * (1.0 - y * y)));
+    CHECK(equal(sigmoid_backward(dy, s), dy * s * (1.0 - s)));
+  }
+  CHECK_THROWS_WITH_AS(tanh_backward(zeros({2}), zeros({3})),
+                       "tanh_backward: gradient [2] and output [3] differ in shape", Error);
+}
+
+TEST_CASE("float tanh and sigmoid are within a few ulp of double precision, saturate, and keep NaN") {
+  std::vector<double> xs;
+  for (double x = -30; x <= 30; x += 0.00731) xs.push_back(x);
+  for (double x : {0.0, -0.0, 1e-30, -1e-20, 0.4999, 0.5, 0.5001, 8.99, 9.0, 9.01, 87.0, -87.0, -87.3, -88.0})
+    xs.push_back(x);
+  const Tensor x32 = tensor(xs, {static_cast<int64_t>(xs.size())});
+  const Tensor t = tanh(x32), s = sigmoid(x32);
+  double worst_t = 0, worst_s = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double x = static_cast<double>(x32.data<float>()[i]);
+    worst_t = std::max(worst_t, ulps(t.data<float>()[i], std::tanh(x)));
+    const double sx = 1.0 / (1.0 + std::exp(-x));
+    if (sx >= static_cast<double>(std::numeric_limits<float>::min())) worst_s = std::max(worst_s, ulps(s.data<float>()[i], sx));
+  }
+  CHECK(worst_t <= 4.0);
+  CHECK(worst_s <= 4.0);
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  const Tensor special = tensor({inf, -inf, nan, 1000, -1000});
+  const Tensor ts = tanh(special), ss = sigmoid(special);
+  CHECK(ts.at({0}) == 1.0);
+  CHECK(ts.at({1}) == -1.0);
+  CHECK(std::isnan(ts.at({2})));
+  CHECK(ts.at({3}) == 1.0);
+  CHECK(ts.at({4}) == -1.0);
+  CHECK(ss.at({0}) == 1.0);
+  CHECK(ss.at({1}) == 0.0);
+  CHECK(std::isnan(ss.at({2})));
+  CHECK(ss.at({3}) == 1.0);
+  CHECK(ss.at({4}) == 0.0);
+}
+
+TEST_CASE("matmul gives the same bits with 1 and 2 threads, and set_num_threads validates") {
+  Generator gen(7);
+  const Tensor a = randn({64, 300}, gen), b = randn({700, 300}, gen), c = randn({300, 64}, gen);
+  REQUIRE(num_threads() == 1);
+  const Tensor one_nt = matmul(a, b, false, true), one_tn = matmul(b, c, false, false);
+  set_num_threads(2);
+  CHECK(num_threads() == 2);
+  const Tensor two_nt = matmul(a, b, false, true), two_tn = matmul(b, c, false, false);
+  set_num_threads(1);
+  CHECK(equal(one_nt, two_nt));
+  CHECK(equal(one_tn, two_tn));
+  CHECK_THROWS_WITH_AS(set_num_threads(0), "set_num_threads: the thread count must be at least 1, got 0", Error);
+}
+
+TEST_CASE("memory_stats counts live tensor bytes and the peak") {
+  const int64_t before = memory_stats().live_bytes;
+  reset_peak_memory();
+  {
+    Tensor t = zeros({1000}, DType::F64);  // 8,000 bytes
+    CHECK(memory_stats().live_bytes - before == 8000);
+  }
+  CHECK(memory_stats().live_bytes == before);
+  CHECK(memory_stats().peak_bytes - before == 8000);
+  reset_peak_memory();
+  CHECK(memory_stats().peak_bytes == before);
+}
