@@ -386,10 +386,8 @@ Variable narrow(const Variable& x, int axis, int64_t start, int64_t length) {
 
 Variable slice(const Variable& x, int axis, int64_t start, int64_t stop) {
   const int ax = normalize_axis("slice", axis, x.ndim());
-  const int64_t n = x.shape()[ax];
-  auto clampi = [n](int64_t i) { return std::clamp<int64_t>(i < 0 ? i + n : i, 0, n); };
-  const int64_t s = clampi(start), e = std::max(clampi(stop), clampi(start));
-  return narrow(x, ax, s, e - s);
+  const auto [b, len] = slice_range(x.shape()[ax], start, stop);
+  return narrow(x, ax, b, len);
 }
 
 // y = [x_0, x_1, ...] along axis;  dx_i += the matching piece of dy

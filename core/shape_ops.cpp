@@ -231,13 +231,16 @@ void narrow_add_(Tensor& dst, int axis, int64_t start, const Tensor& src) {
   });
 }
 
-Tensor slice(const Tensor& x, int axis, int64_t start, int64_t stop) {
-  check_defined("slice", x);
-  const int64_t n = x.shape()[normalize_axis("slice", axis, x.ndim())];
-  // Python semantics: negative indices count from the end; both ends are clamped to [0, n].
+std::pair<int64_t, int64_t> slice_range(int64_t n, int64_t start, int64_t stop) {
   auto clampi = [n](int64_t i) { return std::clamp<int64_t>(i < 0 ? i + n : i, 0, n); };
   const int64_t b = clampi(start), e = clampi(stop);
-  return narrow(x, axis, b, std::max<int64_t>(e - b, 0));
+  return {b, std::max<int64_t>(e - b, 0)};
+}
+
+Tensor slice(const Tensor& x, int axis, int64_t start, int64_t stop) {
+  check_defined("slice", x);
+  const auto [b, len] = slice_range(x.shape()[normalize_axis("slice", axis, x.ndim())], start, stop);
+  return narrow(x, axis, b, len);
 }
 
 // ---- concat / stack / split / chunk ---------------------------------------------------

@@ -17,6 +17,7 @@
 #include <initializer_list>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace unroll {
@@ -257,6 +258,9 @@ Tensor narrow(const Tensor& x, int axis, int64_t start, int64_t length);
 void narrow_add_(Tensor& dst, int axis, int64_t start, const Tensor& src);
 /// Python-style slice x[start:stop] along axis (negative indices count from the end).
 Tensor slice(const Tensor& x, int axis, int64_t start, int64_t stop);
+/// The (start, length) that the Python slice [start:stop] selects from n elements:
+/// negative indices count from the end, both ends are clamped to [0, n].
+std::pair<int64_t, int64_t> slice_range(int64_t n, int64_t start, int64_t stop);
 Tensor concat(std::span<const Tensor> xs, int axis);
 Tensor concat(std::initializer_list<Tensor> xs, int axis);
 Tensor stack(std::span<const Tensor> xs, int axis);
