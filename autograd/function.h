@@ -50,6 +50,10 @@ struct Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
   virtual ~Node();
+  // Nodes come from a per-thread free list per 64-byte size class (an unrolled sequence
+  // makes and frees thousands per step, the same sizes every step).
+  static void* operator new(size_t bytes);
+  static void operator delete(void* p, size_t bytes);
   virtual void run_backward(const Tensor& grad_out, Grads& grads);
   virtual void release_saved() {}
 
@@ -70,6 +74,10 @@ public:
   /// the input, added in place, so slicing an input into T pieces costs O(input) in
   /// backward rather than O(T * input).
   void add_narrow(int i, int axis, int64_t start, const Tensor& g);
+  /// grad(input i) += op(a) op(b) for 2-D a, b (op = transpose when asked): the GEMM
+  /// accumulates straight into an existing gradient (beta = 1), so a weight used at every
+  /// time step costs no temporary per step.
+  void add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 private:
   const Node* node_;
 };

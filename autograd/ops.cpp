@@ -213,7 +213,7 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
                 [x2, wd = w.data(), in = x.shape()](const Tensor& dy, Grads& g) {
                   const Tensor dy2 = dy.reshape({-1, wd.size(0)});  // [N, O]
                   if (g.needs(0)) g.add(0, matmul(dy2, wd).reshape(in));
-                  if (g.needs(1)) g.add(1, matmul(dy2, x2, true, false));
+                  if (g.needs(1)) g.add_matmul(1, dy2, x2, true, false);
                   if (g.n_inputs() > 2 && g.needs(2)) g.add(2, sum(dy2, 0));
                 });
 }
@@ -252,10 +252,10 @@ Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, con
   if (!has_b1 && b2.defined()) inputs[4] = &b2;
   return record("linear2", y, std::span<const Variable* const>(inputs, static_cast<size_t>(n_inputs)),
                 [x1d = x1.data(), w1d = w1.data(), x2d = x2.data(), w2d = w2.data()](const Tensor& dy, Grads& g) {
-                  if (g.needs(0)) g.add(0, matmul(dy, w1d));
-                  if (g.needs(1)) g.add(1, matmul(dy, x1d, true, false));
-                  if (g.needs(2)) g.add(2, matmul(dy, w2d));
-                  if (g.needs(3)) g.add(3, matmul(dy, x2d, true, false));
+                  if (g.needs(0)) g.add_matmul(0, dy, w1d);
+                  if (g.needs(1)) g.add_matmul(1, dy, x1d, true, false);
+                  if (g.needs(2)) g.add_matmul(2, dy, w2d);
+                  if (g.needs(3)) g.add_matmul(3, dy, x2d, true, false);
                   const bool b4 = g.n_inputs() > 4 && g.needs(4), b5 = g.n_inputs() > 5 && g.needs(5);
                   if (!b4 && !b5) return;
                   const Tensor db = sum(dy, 0);  // [O]

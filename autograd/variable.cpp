@@ -2,6 +2,7 @@
 #include "autograd/function.h"
 
 #include <cmath>
+#include <vector>
 
 namespace unroll {
 
@@ -76,6 +77,41 @@ Node::Extra& extra_of(Node* n) {
 
 // ---- Node -------------------------------------------------------------------------------
 
+namespace {
+// Free lists of node memory by size class (64-byte steps up to 1 KiB; larger nodes use the
+// global heap). Per thread, so no locking; a node freed on another thread joins that
+// thread's list, which is harmless.
+constexpr size_t kNodeClassBytes = 64, kNodeClasses = 16;
+struct NodePool {
+  std::vector<void*> free[kNodeClasses];
+  ~NodePool();
+};
+thread_local NodePool t_node_pool;
+thread_local bool t_node_pool_gone = false;  // nodes freed after the pool (static Variables)
+NodePool::~NodePool() {
+  t_node_pool_gone = true;
+  for (auto& list : free)
+    for (void* p : list) ::operator delete(p);
+}
+size_t node_class(size_t bytes) { return (bytes + kNodeClassBytes - 1) / kNodeClassBytes - 1; }
+}  // namespace
+
+void* Node::operator new(size_t bytes) {
+  const size_t cls = node_class(bytes);
+  if (cls >= kNodeClasses) return ::operator new(bytes);
+  auto& list = t_node_pool.free[cls];
+  if (list.empty()) return ::operator new((cls + 1) * kNodeClassBytes);
+  void* p = list.back();
+  list.pop_back();
+  return p;
+}
+
+void Node::operator delete(void* p, size_t bytes) {
+  const size_t cls = node_class(bytes);
+  if (cls >= kNodeClasses || t_node_pool_gone) return ::operator delete(p);
+  t_node_pool.free[cls].push_back(p);
+}
+
 Node::~Node() {
   --t_live_nodes;
   for (uint32_t i = 0; i < n_inputs; ++i)
@@ -115,6 +151,15 @@ void Grads::add_narrow(int i, int axis, int64_t start, const Tensor& g) {
   if (!in->grad.defined()) in->grad = zeros_like(in->data);
   else if (!in->grad.unique()) in->grad = in->grad.clone();
   narrow_add_(in->grad, axis, start, g);
+}
+
+void Grads::add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  Node* in = node_->inputs[i];
+  if (!in) return;
+  if (in->grad.defined() && in->grad.unique() && in->grad.ndim() == 2 && in->grad.dtype() == a.dtype())
+    addmm_(in->grad, a, b, trans_a, trans_b);  // checks the shapes
+  else
+    add(i, matmul(a, b, trans_a, trans_b));
 }
 
 namespace detail {

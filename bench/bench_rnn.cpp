@@ -4,7 +4,7 @@
 // print side-by-side ratios.
 //
 //   build/bench/bench_rnn [--json] [--quick] [--workload PREFIX] [--threads N]
-//                         [--text ../shared/data/ptb/valid.txt]
+//                         [--steps N] [--text ../shared/data/ptb/valid.txt]
 //
 // Workloads (names; "ms/step" is the best step of several, words/s the mean over a fixed
 // set of minibatches):
@@ -40,6 +40,7 @@ struct Args {
   std::string workload;  // prefix filter; empty: all
   std::string text;      // word-LM corpus; empty: generated
   int threads = 1;
+  int steps = 0;  // timed steps per recurrent workload; 0: the default (5, or 2 with --quick)
 };
 
 void report(const Args& a, const std::string& name, double value, const char* unit) {
@@ -261,8 +262,9 @@ int main(int argc, char** argv) {
     else if (arg == "--workload" && i + 1 < argc) a.workload = argv[++i];
     else if (arg == "--text" && i + 1 < argc) a.text = argv[++i];
     else if (arg == "--threads" && i + 1 < argc) a.threads = std::stoi(argv[++i]);
+    else if (arg == "--steps" && i + 1 < argc) a.steps = std::stoi(argv[++i]);
     else if (arg == "--help") {
-      fmt::print("usage: bench_rnn [--json] [--quick] [--workload PREFIX] [--threads N] [--text FILE]\n"
+      fmt::print("usage: bench_rnn [--json] [--quick] [--workload PREFIX] [--threads N] [--steps N] [--text FILE]\n"
                  "  train-step benchmarks of char-level and word-level RNN/LSTM/GRU language models\n"
                  "  (see the top of bench/bench_rnn.cpp for the workloads)\n");
       return 0;
@@ -272,7 +274,7 @@ int main(int argc, char** argv) {
     }
   }
   set_num_threads(a.threads);
-  const int steps = a.quick ? 2 : 5;
+  const int steps = a.steps > 0 ? a.steps : a.quick ? 2 : 5;
 
   for (Kind k : {Kind::Lstm, Kind::Gru, Kind::Rnn}) {
     const std::string name = fmt::format("charlm_{}_b32_h256", kind_name(k));

@@ -1034,11 +1034,40 @@ void gemv(const GemmArgs<T>& g) {
   }
 }
 
+/// The K == 1 case (a batch-1 weight gradient dy^T x): the outer product
+/// C = alpha * op(A)[:, 0] op(B)[0, :] + beta * C, row by row, no packing.
+template <class T>
+void rank1(const GemmArgs<T>& g) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int64_t W = S::W;
+  const T* b = g.B;  // op(B)[0, j] = B[j] (not transposed) or B[j * ldb]
+  if (g.tb && g.ldb != 1) {
+    T* bc = workspace<T>(kSlotVecX, g.N);
+    for (int64_t j = 0; j < g.N; ++j) bc[j] = g.B[j * g.ldb];
+    b = bc;
+  }
+  const V vb = S::set1(g.beta);
+  for (int64_t i = 0; i < g.M; ++i) {
+    const T ai = g.alpha * (g.ta ? g.A[i] : g.A[i * g.lda]);  // op(A)[i, 0]
+    const V va = S::set1(ai);
+    T* c = g.C + i * g.ldc;
+    for (int64_t j = 0; j < g.N; j += W) {
+      const int64_t cols = std::min(W, g.N - j);
+      V r = S::mul(S::load_n(b + j, cols), va);
+      if (g.beta != T(0)) r = S::fma(S::load_n(c + j, cols), vb, r);
+      S::store_n(c + j, r, cols);
+    }
+  }
+}
+
 /// One gemm call on this ISA (sizes >= 1, alpha != 0 already established).
 template <class T>
 void run(const GemmArgs<T>& g) {
   if (g.M == 1 || g.N == 1) {
     gemv(g);
+  } else if (g.K == 1) {
+    rank1(g);
   } else {
     gemm_blocked(g);
   }

@@ -5,6 +5,7 @@
 // the element type (float or double; int64 only where noted), and runs plain loops that
 // the compiler can vectorise. No allocation other than the output tensor.
 #include "core/gemm.h"
+#include "core/simd.h"
 #include "core/tensor.h"
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace unroll {
 namespace {
@@ -321,17 +323,33 @@ inline float sigmoid_fast(float x) {
   return x != x ? x : r;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define UNROLL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define UNROLL_CLONES
-#endif
 
 UNROLL_CLONES void tanh_f32(float* __restrict o, const float* __restrict x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) o[i] = tanh_fast(x[i]);
 }
 UNROLL_CLONES void sigmoid_f32(float* __restrict o, const float* __restrict x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) o[i] = sigmoid_fast(x[i]);
+}
+/// o[i] = e^(x[i] - m) for x[i] <= m (softmax rows): 0 below m - 87.3 (and for -inf).
+UNROLL_CLONES void exp_shifted_f32(float* __restrict o, const float* __restrict x, float m, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float y = x[i] - m;
+    const float yc = y > -87.3f ? y : -87.3f;  // NaN -> -87.3 (replaced below)
+    const float e = exp_core(yc);
+    o[i] = y != y ? y : (y >= -87.3f ? e : 0.0f);
+  }
+}
+/// Sum of n floats in 16 interleaved partial sums (vectorisable; a fixed order, so the
+/// same bits on every clone).
+UNROLL_CLONES float sum_f32(const float* __restrict x, int64_t n) {
+  float part[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) part[j] += x[i + j];
+  float total = 0.0f;
+  for (; i < n; ++i) total += x[i];
+  for (int j = 0; j < 16; ++j) total += part[j];
+  return total;
 }
 
 /// Unary op whose float32 path is a raw-pointer kernel (Note [fast float transcendentals]).
@@ -863,11 +881,27 @@ void softmax_row(const T* __restrict xr, T* __restrict yr, int64_t n, int64_t st
   const int64_t s = Contig ? 1 : stride;
   T m = xr[0];
   for (int64_t k = 1; k < n; ++k) m = max_better(xr[k * s], m) ? xr[k * s] : m;
+  if constexpr (Contig && std::is_same_v<T, float>) {
+    // Float rows: the vectorised exp of Note [fast float transcendentals], e^(x - m) into
+    // the output row, then one sum. A row whose maximum is -inf or NaN gives NaN.
+    exp_shifted_f32(yr, xr, m, n);
+    const float total = sum_f32(yr, n);
+    if constexpr (Log) {
+      const float log_total = std::log(total);  // (x - max) - log(total): see below
+      for (int64_t k = 0; k < n; ++k) yr[k] = (xr[k] - m) - log_total;
+    } else {
+      const float inv = 1.0f / total;
+      for (int64_t k = 0; k < n; ++k) yr[k] *= inv;
+    }
+    return;
+  }
   T total = 0;
   if constexpr (Log) {
     for (int64_t k = 0; k < n; ++k) total += std::exp(xr[k * s] - m);
-    const T shift = m + std::log(total);
-    for (int64_t k = 0; k < n; ++k) yr[k * s] = xr[k * s] - shift;
+    // (x - max) - log(total), not x - (max + log(total)): for large max the sum would
+    // round log(total) away (log_softmax([1e30, 1e30]) would be [0, 0], not -ln 2).
+    const T log_total = std::log(total);
+    for (int64_t k = 0; k < n; ++k) yr[k * s] = (xr[k * s] - m) - log_total;
   } else {
     for (int64_t k = 0; k < n; ++k) {
       const T e = std::exp(xr[k * s] - m);

@@ -3,6 +3,8 @@
 // with the scalar coefficients computed once per step in double.
 #include "nn/optim.h"
 
+#include "core/simd.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -138,6 +140,20 @@ void check_adam(const char* op, double beta1, double beta2, double eps, double w
 // decoupled (AdamW): θ *= 1 - lr wd;  else (Adam): g += wd θ
 // m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²;  amsgrad: v_max = max(v_max, v), v = v_max
 // θ -= lr/(1-β1^t) m / (sqrt(v)/sqrt(1-β2^t) + eps)
+/// Float Adam/AdamW without L2 or amsgrad (the common case), vectorised: decay = 1 when not
+/// decoupled. The same operations in the same order as adam_loop below.
+UNROLL_CLONES void adam_loop_f32(float* __restrict p, const float* __restrict g, float* __restrict m,
+                                 float* __restrict v, int64_t n, float b1, float b2, float eps, float ss, float bc2s,
+                                 float dec) {
+  for (int64_t j = 0; j < n; ++j) {
+    p[j] *= dec;
+    const float d = g[j];
+    m[j] = b1 * m[j] + (1 - b1) * d;
+    v[j] = b2 * v[j] + (1 - b2) * d * d;
+    p[j] -= ss * m[j] / (std::sqrt(v[j]) / bc2s + eps);
+  }
+}
+
 template <typename T, bool kDecay, bool kL2, bool kAmsgrad>
 void adam_loop(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamStep& c, double decay, double step_size,
                double bc2_sqrt) {
@@ -172,6 +188,13 @@ void adam_update(Tensor& value, const Tensor& grad, Tensor* st, int64_t t, const
     T* v = st[1].data<T>();
     T* vmax = c.amsgrad ? st[2].data<T>() : nullptr;
     const int64_t n = value.numel();
+    if constexpr (std::is_same_v<T, float>) {
+      if (!c.amsgrad && !use_l2 && p != g && p != m && p != v) {
+        adam_loop_f32(p, g, m, v, n, float(c.beta1), float(c.beta2), float(c.eps), float(step_size),
+                      float(bc2_sqrt), use_decay ? float(decay) : 1.0f);
+        return;
+      }
+    }
     // One instantiation per combination keeps the element loop free of branches.
     auto run = [&](auto decay_on, auto l2_on, auto amsgrad_on) {
       adam_loop<T, decltype(decay_on)::value, decltype(l2_on)::value, decltype(amsgrad_on)::value>(
