@@ -13,5 +13,6 @@
 #include "nn/attention.h"
 #include "nn/checkpoint.h"
 #include "nn/recurrent.h"
+#include "nn/transformer.h"
 #include "nn/loss.h"
 #include "nn/optim.h"

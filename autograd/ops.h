@@ -92,4 +92,8 @@ Variable gather(const Variable& x, int axis, const Tensor& idx);        ///< tor
 Variable where(const Tensor& cond, const Variable& a, const Variable& b);
 Variable masked_fill(const Variable& x, const Tensor& mask, double value);
 
+// ---- special functions (autograd/ops_extra.cpp) ---------------------------------------
+Variable erf(const Variable& x);   ///< the error function (torch.erf); dx += dy * 2/sqrt(pi) * e^(-x^2)
+Variable gelu(const Variable& x);  ///< x * Phi(x) = x/2 (1 + erf(x/sqrt 2)) (torch.nn.functional.gelu, exact form)
+
 }  // namespace unroll
