@@ -13,7 +13,7 @@ namespace {
 
 Variable reduce(const Variable& loss, Reduction reduction) {
   switch (reduction) {
-    case Reduction::Mean: return mean(loss);
+    case Reduction::Mean: return loss.numel() > 0 ? mean(loss) : sum(loss) / 0.0;  // empty: 0/0 = NaN, as PyTorch
     case Reduction::Sum: return sum(loss);
     case Reduction::None: break;
   }
@@ -103,7 +103,8 @@ Variable nll(const Variable& log_probs, const Tensor& targets, const ClassTarget
     loss = loss * (1.0 - label_smoothing) + uniform;
   }
   const int64_t n = targets.numel();
-  if (t.count < n) loss = loss * Variable(t.mask);
+  // where, not a product: an ignored row's loss may be inf (a -inf logit in column 0), and inf * 0 is NaN.
+  if (t.count < n) loss = where(t.mask, loss, Variable(scalar_tensor(0.0, loss.dtype())));
   switch (reduction) {
     case Reduction::None: return loss;
     case Reduction::Sum: return sum(loss);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <string>
 #include <type_traits>
 #include <unordered_set>
 
@@ -81,6 +82,70 @@ const Tensor* Optimizer::grad_of(size_t param) const {
   return &g;
 }
 
+// Note [optimizer state_dict]: lr, then per updated parameter its step and state tensors.
+StateDict Optimizer::state_dict() const {
+  const std::vector<const char*> names = state_names();
+  StateDict out;
+  out.insert("param_groups.0.lr", scalar_tensor(lr_, DType::F64));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (steps_[i] == 0 && state_[i].empty()) continue;
+    UNROLL_CHECK(state_[i].empty() || state_[i].size() == names.size(),
+                 "{}: state_dict: parameter {} has {} state tensors but the optimizer names {}", name_, i,
+                 state_[i].size(), names.size());
+    out.insert(fmt::format("state.{}.step", i), scalar_tensor(static_cast<double>(steps_[i]), DType::I64));
+    for (size_t k = 0; k < state_[i].size(); ++k)
+      out.insert(fmt::format("state.{}.{}", i, names[k]), state_[i][k].clone());
+  }
+  return out;
+}
+
+void Optimizer::load_state_dict(const StateDict& sd) {
+  const std::vector<const char*> names = state_names();
+  const Tensor* lr = sd.find("param_groups.0.lr");
+  UNROLL_CHECK(lr != nullptr && lr->numel() == 1 && lr->is_floating(),
+               "{}: load_state_dict: \"param_groups.0.lr\" is missing or not one floating-point value", name_);
+  const double new_lr = lr->item();
+  check_option(new_lr >= 0, name_, "learning rate", new_lr, ">= 0");
+  std::unordered_set<std::string> known{"param_groups.0.lr"};
+  std::vector<std::vector<Tensor>> state(params_.size());
+  std::vector<int64_t> steps(params_.size(), 0);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string step_key = fmt::format("state.{}.step", i);
+    const Tensor* step = sd.find(step_key);
+    if (step == nullptr) continue;  // never updated
+    known.insert(step_key);
+    const double t = step->numel() == 1 ? step->item() : -1.0;
+    UNROLL_CHECK(t >= 0 && t == std::floor(t) && t < 9.0e15,  // an integer a double holds exactly
+                 "{}: load_state_dict: \"{}\" must be one count >= 0, got a {} tensor {}", name_, step_key,
+                 step->shape(), step->numel() == 1 ? step->item() : 0.0);
+    steps[i] = static_cast<int64_t>(t);
+    const Tensor& p = params_[i].data();
+    for (const char* name : names) {
+      const std::string key = fmt::format("state.{}.{}", i, name);
+      const Tensor* v = sd.find(key);
+      UNROLL_CHECK(v != nullptr,
+                   "{}: load_state_dict: parameter {} has \"{}\" but no \"{}\" (saved by another kind of optimizer or "
+                   "with other options?)",
+                   name_, i, step_key, key);
+      UNROLL_CHECK(v->shape() == p.shape() && v->is_floating(),
+                   "{}: load_state_dict: \"{}\" is {} {} but parameter {} is {} {}", name_, key, v->shape(), v->dtype(),
+                   i, p.shape(), p.dtype());
+      state[i].push_back(v->dtype() == p.dtype() ? v->clone() : v->to(p.dtype()));
+      known.insert(key);
+    }
+  }
+  std::string unexpected;
+  for (const auto& item : sd)
+    if (!known.contains(item.first)) unexpected += fmt::format("{}\"{}\"", unexpected.empty() ? "" : ", ", item.first);
+  UNROLL_CHECK(unexpected.empty(),
+               "{}: load_state_dict: unexpected keys {} (state of a parameter without its \"state.<i>.step\", of a "
+               "parameter beyond the {} given, or of another kind of optimizer)",
+               name_, unexpected, params_.size());
+  lr_ = new_lr;
+  state_ = std::move(state);
+  steps_ = std::move(steps);
+}
+
 // ---- SGD ------------------------------------------------------------------------------------
 
 SGD::SGD(std::vector<Variable> params, SGDOptions opt) : Optimizer(std::move(params), opt.lr, "SGD"), options_(opt) {
@@ -89,6 +154,11 @@ SGD::SGD(std::vector<Variable> params, SGDOptions opt) : Optimizer(std::move(par
   UNROLL_CHECK(!opt.nesterov || (opt.momentum > 0 && opt.dampening == 0),
                "SGD: nesterov needs momentum > 0 and dampening 0, got momentum {} and dampening {}", opt.momentum,
                opt.dampening);
+}
+
+std::vector<const char*> SGD::state_names() const {
+  if (options_.momentum != 0) return {"momentum_buffer"};
+  return {};
 }
 
 // g += wd θ;  b = μ b + (1-τ) g (b = g at t = 1);  g = nesterov ? g + μ b : b;  θ -= lr g
@@ -223,6 +293,11 @@ Adam::Adam(std::vector<Variable> params, AdamOptions opt) : Optimizer(std::move(
   check_adam("Adam", opt.beta1, opt.beta2, opt.eps, opt.weight_decay);
 }
 
+std::vector<const char*> Adam::state_names() const {
+  if (options_.amsgrad) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  return {"exp_avg", "exp_avg_sq"};
+}
+
 void Adam::step() {
   NoGradGuard no_grad;
   const AdamStep c{lr_, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, false, options_.amsgrad};
@@ -236,6 +311,11 @@ void Adam::step() {
 AdamW::AdamW(std::vector<Variable> params, AdamWOptions opt)
     : Optimizer(std::move(params), opt.lr, "AdamW"), options_(opt) {
   check_adam("AdamW", opt.beta1, opt.beta2, opt.eps, opt.weight_decay);
+}
+
+std::vector<const char*> AdamW::state_names() const {
+  if (options_.amsgrad) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  return {"exp_avg", "exp_avg_sq"};
 }
 
 void AdamW::step() {
@@ -256,6 +336,14 @@ RMSprop::RMSprop(std::vector<Variable> params, RMSpropOptions opt)
   check_option(opt.eps >= 0, "RMSprop", "eps", opt.eps, ">= 0");
   check_option(opt.momentum >= 0, "RMSprop", "momentum", opt.momentum, ">= 0");
   check_option(opt.weight_decay >= 0, "RMSprop", "weight_decay", opt.weight_decay, ">= 0");
+}
+
+// state: v, then ḡ if centered, then b if momentum (the order step() uses)
+std::vector<const char*> RMSprop::state_names() const {
+  std::vector<const char*> names{"square_avg"};
+  if (options_.centered) names.push_back("grad_avg");
+  if (options_.momentum > 0) names.push_back("momentum_buffer");
+  return names;
 }
 
 // g += wd θ;  v = α v + (1-α) g²;  centered: ḡ = α ḡ + (1-α) g, v' = v - ḡ²;  d = g / (sqrt(v') + eps)
@@ -312,6 +400,8 @@ Adagrad::Adagrad(std::vector<Variable> params, AdagradOptions opt)
                opt.initial_accumulator_value, ">= 0");
   check_option(opt.eps >= 0, "Adagrad", "eps", opt.eps, ">= 0");
 }
+
+std::vector<const char*> Adagrad::state_names() const { return {"sum"}; }
 
 // lr_t = lr / (1 + (t-1) lr_decay);  g += wd θ;  s += g²;  θ -= lr_t g / (sqrt(s) + eps)
 void Adagrad::step() {

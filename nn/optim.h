@@ -19,7 +19,21 @@
 // parameter and kind, created at the parameter's first update in the parameter's dtype.
 // All parameters form one group sharing one learning rate, which set_lr (or a schedule)
 // changes between steps.
+//
+// Note [optimizer state_dict]
+// state_dict() is torch.optim.Optimizer.state_dict() flattened into named tensors, so it
+// goes into a safetensors file next to the model's (save_safetensors(path, opt.state_dict())):
+//   "param_groups.0.lr"   float64 []  the current learning rate
+//   "state.{i}.step"      int64 []    updates of parameter i (i in params() order)
+//   "state.{i}.{name}"    the parameter's shape and dtype, one per kind of state, with
+//                         PyTorch's names: exp_avg, exp_avg_sq, max_exp_avg_sq (Adam,
+//                         AdamW), momentum_buffer (SGD, RMSprop), square_avg, grad_avg
+//                         (RMSprop), sum (Adagrad)
+// A parameter that was never updated has no entries. Loading it into an optimizer of the
+// same kind and options over the same parameters, after loading the model, continues
+// training bit for bit as if it had never stopped.
 #include "autograd/variable.h"
+#include "nn/module.h"
 
 #include <cstdint>
 #include <utility>
@@ -45,8 +59,19 @@ public:
   void set_lr(double lr);
   const std::vector<Variable>& params() const { return params_; }
   const char* name() const { return name_; }
+  /// The learning rate, step counts and state tensors (copies), keyed as in
+  /// Note [optimizer state_dict] (torch.optim.Optimizer.state_dict).
+  StateDict state_dict() const;
+  /// Restores a state_dict() of an optimizer of the same kind and options over parameters
+  /// of the same shapes (values converted to each parameter's dtype). Every key is checked;
+  /// a missing, unexpected or misshapen one is an error that names it, and then nothing
+  /// changes (torch.optim.Optimizer.load_state_dict).
+  void load_state_dict(const StateDict& state);
 
 protected:
+  /// PyTorch's names of the state tensors of one parameter, in the order state() keeps
+  /// them (e.g. {"exp_avg", "exp_avg_sq"}); empty for an optimizer without state tensors.
+  virtual std::vector<const char*> state_names() const { return {}; }
   /// The `count` state tensors of a parameter (moments, buffers), each created as
   /// full(value) in the parameter's shape and dtype at its first use.
   Tensor* state(size_t param, size_t count, double value = 0.0);
@@ -81,6 +106,8 @@ public:
   void step() override;
   /// The options as given (the current learning rate is lr()).
   const SGDOptions& options() const { return options_; }
+protected:
+  std::vector<const char*> state_names() const override;
 private:
   SGDOptions options_;
 };
@@ -103,6 +130,8 @@ public:
   void step() override;
   /// The options as given (the current learning rate is lr()).
   const AdamOptions& options() const { return options_; }
+protected:
+  std::vector<const char*> state_names() const override;
 private:
   AdamOptions options_;
 };
@@ -124,6 +153,8 @@ public:
   void step() override;
   /// The options as given (the current learning rate is lr()).
   const AdamWOptions& options() const { return options_; }
+protected:
+  std::vector<const char*> state_names() const override;
 private:
   AdamWOptions options_;
 };
@@ -146,6 +177,8 @@ public:
   void step() override;
   /// The options as given (the current learning rate is lr()).
   const RMSpropOptions& options() const { return options_; }
+protected:
+  std::vector<const char*> state_names() const override;
 private:
   RMSpropOptions options_;
 };
@@ -167,6 +200,8 @@ public:
   void step() override;
   /// The options as given (the current learning rate is lr()).
   const AdagradOptions& options() const { return options_; }
+protected:
+  std::vector<const char*> state_names() const override;
 private:
   AdagradOptions options_;
 };
