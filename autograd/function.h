@@ -28,8 +28,11 @@ class Grads;
 /// A recorded op's output value and the edges to its inputs. (Internal; users go through
 /// Variable and record().)
 struct Node {
-  int64_t refs = 1;
-  Tensor data;
+  int64_t refs = 1;     // Variable handles + edges from the nodes made from this one
+  int64_t handles = 0;  // Variable handles only
+  Tensor data;          // the value; dropped when no handle is left (Note [values nobody can see])
+  Shape shape;          // the value's shape and dtype, kept when the value is dropped
+  DType dtype = DType::F32;
   Tensor grad;
   const char* op = nullptr;  // nullptr for leaves
   bool requires_grad = false;
@@ -57,6 +60,10 @@ struct Node {
   virtual void run_backward(const Tensor& grad_out, Grads& grads);
   virtual void release_saved() {}
 
+  /// The value's shape and dtype, also after the value was dropped. (A leaf's value may be
+  /// replaced, e.g. by Module::to(), so the live value wins while there is one.)
+  const Shape& value_shape() const { return data.defined() ? data.shape() : shape; }
+  DType value_dtype() const { return data.defined() ? data.dtype() : dtype; }
   std::span<Node* const> input_span() const { return {inputs, n_inputs}; }
   void set_inputs(std::span<const Variable* const> vars);
 };

@@ -49,7 +49,7 @@ std::string to_dot(const Variable& root, const DotOptions& opt) {
     const std::string name = n->extra ? n->extra->name : std::string();
     std::string label = n->op ? n->op : (name.empty() ? "leaf" : name);
     if (n->op && !name.empty()) label += "\\n" + escape(name);
-    label += "\\n" + n->data.shape().str();
+    label += "\\n" + n->value_shape().str();
     if (!n->op) return fmt::format("  n{} [label=\"{}\", shape=ellipse, style=filled, fillcolor=\"#b8e0b8\"];\n",
                                    id[n], label);
     const char* fill = n == root.node() ? "#f4c2a1" : "#dde6f5";

@@ -22,6 +22,19 @@ thread_local bool t_draining = false;
 
 void retain(Node* n) { ++n->refs; }
 
+// Note [values nobody can see]
+// An op's output value is needed by whoever holds a Variable for it, and by backward only
+// where an op saved it (the backward lambdas capture their own reference to the tensors
+// they need: sigmoid its output, mul its inputs, ...). So when the last Variable handle of
+// an op output goes away while later nodes still point at it, its value can be dropped:
+// the storage is freed now unless a backward lambda holds it. The gates of a cell, the
+// chunks cut from them and the products summed into c are gone right after the step.
+// The shape and dtype stay on the node (gradient shapes, graph export, error messages).
+// Leaves, nodes that keep their gradient (retain_grad) and nodes with hooks keep it.
+void drop_handle(Node* n) {
+  if (--n->handles == 0 && n->refs > 1 && n->op != nullptr && !n->retain_grad && !n->extra) n->data = Tensor();
+}
+
 void release(Node* n) {
   if (--n->refs) return;
   t_dead.push_back(n);
@@ -36,7 +49,7 @@ void release(Node* n) {
 }
 
 std::string describe(const Node* n) {
-  std::string s = fmt::format("'{}' (shape {}", n->op ? n->op : "leaf", n->data.shape());
+  std::string s = fmt::format("'{}' (shape {}", n->op ? n->op : "leaf", n->value_shape());
   if (n->extra && !n->extra->name.empty()) s += fmt::format(", name '{}'", n->extra->name);
   if (n->step >= 0) s += fmt::format(", step {}", n->step);
   return s + ")";
@@ -141,14 +154,14 @@ bool Grads::needs(int i) const { return node_->inputs[i] != nullptr; }
 void Grads::add(int i, Tensor g) {
   Node* in = node_->inputs[i];
   if (!in) return;
-  if (!(g.shape() == in->data.shape())) g = sum_to(g, in->data.shape());
+  if (!(g.shape() == in->value_shape())) g = sum_to(g, in->value_shape());
   accumulate(in, std::move(g));
 }
 
 void Grads::add_narrow(int i, int axis, int64_t start, const Tensor& g) {
   Node* in = node_->inputs[i];
   if (!in) return;
-  if (!in->grad.defined()) in->grad = zeros_like(in->data);
+  if (!in->grad.defined()) in->grad = zeros(in->value_shape(), in->value_dtype());
   else if (!in->grad.unique()) in->grad = in->grad.clone();
   narrow_add_(in->grad, axis, start, g);
 }
@@ -176,6 +189,8 @@ bool should_record(std::span<const Variable* const> inputs) {
 Variable finish_record(Node* node, const char* op, Tensor&& out, std::span<const Variable* const> inputs) {
   ++t_live_nodes;
   node->op = op;
+  node->shape = out.shape();
+  node->dtype = out.dtype();
   node->data = std::move(out);
   node->requires_grad = true;
   node->step = t_step;
@@ -195,29 +210,50 @@ Variable::Variable(Tensor data, bool requires_grad) {
   UNROLL_CHECK(!requires_grad || data.is_floating(), "Variable: a {} tensor cannot require grad", data.dtype());
   node_ = new Node();
   ++t_live_nodes;
+  node_->handles = 1;
+  node_->shape = data.shape();
+  node_->dtype = data.dtype();
   node_->data = std::move(data);
   node_->requires_grad = requires_grad;
 }
+Variable::Variable(Node* adopted) : node_(adopted) {
+  if (node_) ++node_->handles;
+}
 Variable::Variable(const Variable& o) : node_(o.node_) {
-  if (node_) retain(node_);
+  if (node_) {
+    retain(node_);
+    ++node_->handles;
+  }
 }
 Variable::Variable(Variable&& o) noexcept : node_(o.node_) { o.node_ = nullptr; }
 Variable& Variable::operator=(const Variable& o) {
-  if (o.node_) retain(o.node_);
-  if (node_) release(node_);
+  if (o.node_) {
+    retain(o.node_);
+    ++o.node_->handles;
+  }
+  if (node_) {
+    drop_handle(node_);
+    release(node_);
+  }
   node_ = o.node_;
   return *this;
 }
 Variable& Variable::operator=(Variable&& o) noexcept {
   if (this != &o) {
-    if (node_) release(node_);
+    if (node_) {
+      drop_handle(node_);
+      release(node_);
+    }
     node_ = o.node_;
     o.node_ = nullptr;
   }
   return *this;
 }
 Variable::~Variable() {
-  if (node_) release(node_);
+  if (node_) {
+    drop_handle(node_);
+    release(node_);
+  }
 }
 
 static Node* checked(const Node* n, const char* what) {

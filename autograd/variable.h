@@ -83,7 +83,7 @@ public:
   std::string name() const;
 
   Node* node() const { return node_; }
-  explicit Variable(Node* adopted) : node_(adopted) {}  ///< takes over one reference
+  explicit Variable(Node* adopted);  ///< takes over one reference (and is a handle)
 
 private:
   Node* node_ = nullptr;

@@ -380,6 +380,29 @@ uint64_t Generator::next_u64() {
   return result;
 }
 
+Tensor Generator::get_state() const {
+  std::vector<int64_t> v;
+  for (uint64_t w : s_) v.push_back(std::bit_cast<int64_t>(w));
+  v.push_back(std::bit_cast<int64_t>(seed_));
+  v.push_back(has_spare_ ? 1 : 0);
+  v.push_back(std::bit_cast<int64_t>(spare_));
+  return indices(v);
+}
+
+void Generator::set_state(const Tensor& state) {
+  UNROLL_CHECK(state.defined() && state.dtype() == DType::I64 && state.shape() == Shape{7},
+               "Generator::set_state: expected the int64 [7] tensor of get_state(), got {} {}",
+               state.defined() ? dtype_name(state.dtype()) : "undefined", state.defined() ? state.shape().str() : "");
+  const int64_t* v = state.data<int64_t>();
+  UNROLL_CHECK(v[5] == 0 || v[5] == 1, "Generator::set_state: element 5 (has_spare) is {}, expected 0 or 1", v[5]);
+  UNROLL_CHECK(v[0] != 0 || v[1] != 0 || v[2] != 0 || v[3] != 0,
+               "Generator::set_state: the xoshiro state is all zero (not a state from get_state())");
+  for (int i = 0; i < 4; ++i) s_[i] = std::bit_cast<uint64_t>(v[i]);
+  seed_ = std::bit_cast<uint64_t>(v[4]);
+  has_spare_ = v[5] == 1;
+  spare_ = std::bit_cast<double>(v[6]);
+}
+
 double Generator::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
 double Generator::uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
 

@@ -146,6 +146,12 @@ public:
   double normal();                      ///< standard normal (Box-Muller)
   int64_t randint(int64_t lo, int64_t hi);  ///< [lo, hi)
   uint64_t seed() const { return seed_; }
+  /// The whole state as an int64 tensor [7] (torch.Generator.get_state): the four xoshiro
+  /// words, the seed, and the cached second normal. Save it with a checkpoint to resume
+  /// a run bit for bit.
+  Tensor get_state() const;
+  /// Restores a state from get_state(); errors on any other tensor.
+  void set_state(const Tensor& state);
 private:
   uint64_t s_[4];
   uint64_t seed_;

@@ -37,6 +37,8 @@ public:
   Variable forward(const Variable& x);
   Variable operator()(const Variable& x) { return forward(x); }
   double p;
+  /// The mask generator; save generator().get_state() with a checkpoint to resume exactly.
+  Generator& generator() { return gen_; }
 private:
   Generator gen_;
 };

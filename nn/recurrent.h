@@ -205,6 +205,8 @@ public:
   /// The cell of one layer and direction (0 forward, 1 reverse); its parameters are the
   /// module's, so run_cell(stack.cell(k, 0), ...) uses the same weights.
   RecurrentCell& cell(int64_t layer, int64_t direction = 0);
+  /// The generator of the between-layer dropout masks (see Generator::get_state).
+  Generator& dropout_generator() { return gen_; }
 
 protected:
   struct Config {

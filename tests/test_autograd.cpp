@@ -192,3 +192,33 @@ TEST_CASE("the graph of a detached carried state does not grow") {
     sum(h).backward();
   }
 }
+
+TEST_CASE("an op output nobody holds is dropped from memory; backward, export and errors still work") {
+  Generator gen(5);
+  const Variable x(randn({64, 64}, gen, DType::F64), true);
+  const int64_t bytes = 64 * 64 * 8;
+  const int64_t base = memory_stats().live_bytes;
+  Variable loss;
+  {
+    Variable a = exp(x);     // exp's backward keeps its output: stays
+    Variable b = a + 1.0;    // no backward needs b's value: dropped with the last handle
+    loss = sum(b);
+    CHECK(memory_stats().live_bytes - base == 2 * bytes + 8);  // a, b, the scalar
+  }
+  CHECK(memory_stats().live_bytes - base == bytes + 8);  // b is gone, a is kept by exp
+  CHECK(to_dot(loss).find("[64,64]") != std::string::npos);  // shapes survive for export
+  loss.backward();
+  CHECK(allclose(x.grad(), exp(x.data()), 0, 0));
+
+  // A Variable still held, or one that keeps its gradient, keeps its value.
+  Variable held = x * 2.0;
+  Variable kept = x * 3.0;
+  kept.retain_grad();
+  {
+    Variable sum_loss = sum(held) + sum(kept);
+    sum_loss.backward();
+  }
+  CHECK(held.data().defined());
+  CHECK(allclose(held.data(), x.data() * 2.0, 0, 0));
+  CHECK(kept.grad().defined());
+}

@@ -249,6 +249,30 @@ TEST_CASE("elementwise errors") {
   CHECK_THROWS_WITH_AS(mul_(di, 2), "mul_: expected a floating tensor, got int64", Error);
 }
 
+TEST_CASE("Generator get_state / set_state resumes the stream bit for bit") {
+  Generator a(42);
+  a.normal();  // leaves a cached second normal in the state
+  const Tensor saved = a.get_state();
+  CHECK(saved.dtype() == DType::I64);
+  CHECK(saved.shape() == Shape{7});
+  std::vector<double> expected;
+  for (int i = 0; i < 5; ++i) expected.push_back(a.normal());
+  expected.push_back(static_cast<double>(a.randint(0, 1000)));
+
+  Generator b(7);  // another seed: set_state must replace everything
+  b.set_state(saved);
+  CHECK(b.seed() == 42);
+  std::vector<double> got;
+  for (int i = 0; i < 5; ++i) got.push_back(b.normal());
+  got.push_back(static_cast<double>(b.randint(0, 1000)));
+  CHECK(got == expected);
+
+  CHECK_THROWS_WITH_AS(b.set_state(zeros({7})), doctest::Contains("Generator::set_state"), Error);
+  CHECK_THROWS_WITH_AS(b.set_state(indices({1, 2, 3})), doctest::Contains("[3]"), Error);
+  CHECK_THROWS_WITH_AS(b.set_state(indices({0, 0, 0, 0, 1, 0, 0})), doctest::Contains("all zero"), Error);
+  CHECK_THROWS_WITH_AS(b.set_state(indices({1, 2, 3, 4, 1, 5, 0})), doctest::Contains("has_spare"), Error);
+}
+
 // ---- matmul ---------------------------------------------------------------------------
 
 TEST_CASE("matmul 2-D with every transpose combination against a naive loop") {
