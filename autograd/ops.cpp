@@ -66,7 +66,7 @@ Variable pow(const Variable& x, double p) {
 
 // y = min(max(x, lo), hi);  dx += dy * [lo <= x <= hi]
 Variable clamp(const Variable& x, double lo, double hi) {
-  UNROLL_CHECK(!(lo > hi), "clamp: lower bound {} is above upper bound {}", lo, hi);
+  UNROLL_CHECK(lo <= hi, "clamp: lower bound {} is above upper bound {} (or one is NaN)", lo, hi);
   return record("clamp", clamp(x.data(), lo, hi), {x}, [xd = x.data(), lo, hi](const Tensor& dy, Grads& g) {
     const Tensor inside = ge(xd, scalar_tensor(lo, xd.dtype())) * ge(scalar_tensor(hi, xd.dtype()), xd);
     g.add(0, dy * inside);
@@ -195,6 +195,9 @@ Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b
 
 // y = x W^T + b over the last dim of x;  dx += dy W;  dW += dy^T x;  db += sum_rows(dy)
 Variable linear(const Variable& x, const Variable& w, const Variable& b) {
+  UNROLL_CHECK(x.defined() && w.defined(), "linear: the input or the weight is undefined");
+  UNROLL_CHECK(x.dtype() == w.dtype() && (!b.defined() || b.dtype() == w.dtype()),
+               "linear: input is {} but the weight is {} (convert with module.to())", x.dtype(), w.dtype());
   UNROLL_CHECK(x.ndim() >= 1 && w.ndim() == 2, "linear: input {} and weight {}: the weight must be 2-D [out, in]",
                x.shape(), w.shape());
   UNROLL_CHECK(x.shape()[x.ndim() - 1] == w.shape()[1],
@@ -205,13 +208,15 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
                w.shape()[0]);
   Shape out_shape = x.shape();
   out_shape[out_shape.ndim() - 1] = w.shape()[0];
-  const Tensor x2 = x.data().reshape({-1, w.shape()[1]});  // [N, I]
+  Shape rows = x.shape();
+  rows[rows.ndim() - 1] = 1;
+  const Tensor x2 = x.data().reshape({rows.numel(), w.shape()[1]});  // [N, I] (also for I = 0)
   Tensor y = b.defined() ? addmm(b.data(), x2, w.data(), false, true) : matmul(x2, w.data(), false, true);  // [N, O]
   y = y.reshape(out_shape);
   const Variable* inputs[3] = {&x, &w, &b};
   return record("linear", y, std::span<const Variable* const>(inputs, b.defined() ? 3 : 2),
                 [x2, wd = w.data(), in = x.shape()](const Tensor& dy, Grads& g) {
-                  const Tensor dy2 = dy.reshape({-1, wd.size(0)});  // [N, O]
+                  const Tensor dy2 = dy.reshape({x2.size(0), wd.size(0)});  // [N, O]
                   if (g.needs(0)) g.add(0, matmul(dy2, wd).reshape(in));
                   if (g.needs(1)) g.add_matmul(1, dy2, x2, true, false);
                   if (g.n_inputs() > 2 && g.needs(2)) g.add(2, sum(dy2, 0));
@@ -442,6 +447,7 @@ Variable stack(std::initializer_list<Variable> xs, int axis) {
 std::vector<Variable> split(const Variable& x, int64_t size, int axis) {
   axis = normalize_axis("split", axis, x.ndim());
   UNROLL_CHECK(size > 0, "split: piece size must be positive, got {}", size);
+  if (x.shape()[axis] == 0) return {narrow(x, axis, 0, 0)};  // one empty piece, like the Tensor split
   std::vector<Variable> out;
   for (int64_t start = 0; start < x.shape()[axis]; start += size)
     out.push_back(narrow(x, axis, start, std::min(size, x.shape()[axis] - start)));
@@ -452,7 +458,8 @@ std::vector<Variable> chunk(const Variable& x, int64_t n, int axis) {
   axis = normalize_axis("chunk", axis, x.ndim());
   UNROLL_CHECK(n > 0, "chunk: number of chunks must be positive, got {}", n);
   const int64_t len = x.shape()[axis];
-  return split(x, std::max<int64_t>(1, (len + n - 1) / n), axis);
+  if (len == 0) return std::vector<Variable>(static_cast<size_t>(n), narrow(x, axis, 0, 0));  // like the Tensor chunk
+  return split(x, len / n + (len % n != 0), axis);
 }
 
 // y = x repeated up to shape;  dx += dy summed back (Grads::add does the sum)

@@ -419,7 +419,7 @@ Tensor pow(const Tensor& x, double p) {
   });
 }
 Tensor clamp(const Tensor& x, double lo, double hi) {
-  UNROLL_CHECK(!(lo > hi), "clamp: lower bound {} is greater than upper bound {}", lo, hi);
+  UNROLL_CHECK(lo <= hi, "clamp: lower bound {} is greater than upper bound {} (or one is NaN)", lo, hi);
   return unary("clamp", x, [lo, hi](auto v) {
     using T = decltype(v);
     return std::min(std::max(v, static_cast<T>(lo)), static_cast<T>(hi));
@@ -813,6 +813,7 @@ Tensor sum(const Tensor& x, int axis, bool keepdim) {
 
 Tensor mean(const Tensor& x) {
   check_defined("mean", x);
+  UNROLL_CHECK(x.is_floating(), "mean: expected a floating tensor, got {}", x.dtype());
   UNROLL_CHECK(x.numel() > 0, "mean: the tensor of shape {} is empty", x.shape());
   Tensor out = sum(x);
   mul_(out, 1.0 / static_cast<double>(x.numel()));
@@ -821,6 +822,7 @@ Tensor mean(const Tensor& x) {
 
 Tensor mean(const Tensor& x, int axis, bool keepdim) {
   check_defined("mean", x);
+  UNROLL_CHECK(x.is_floating(), "mean: expected a floating tensor, got {}", x.dtype());
   const int64_t n = x.shape()[normalize_axis("mean", axis, x.ndim())];
   UNROLL_CHECK(n > 0, "mean: axis {} of shape {} is empty", axis, x.shape());
   Tensor out = sum(x, axis, keepdim);

@@ -193,7 +193,7 @@ Tensor narrow(const Tensor& x, int axis, int64_t start, int64_t length) {
   check_defined("narrow", x);
   const int ax = normalize_axis("narrow", axis, x.ndim());
   const Axis3 v = view3(x.shape(), ax);
-  UNROLL_CHECK(start >= 0 && length >= 0 && start + length <= v.n,
+  UNROLL_CHECK(start >= 0 && length >= 0 && start <= v.n && length <= v.n - start,
                "narrow: start {} and length {} are out of range for size {} of axis {} in shape {}", start, length,
                v.n, axis, x.shape());
   Shape os = x.shape();
@@ -214,7 +214,7 @@ void narrow_add_(Tensor& dst, int axis, int64_t start, const Tensor& src) {
   const int ax = normalize_axis("narrow_add_", axis, dst.ndim());
   const Axis3 v = view3(dst.shape(), ax);
   const int64_t length = src.ndim() == dst.ndim() ? src.shape()[ax] : -1;
-  bool ok = length >= 0 && start >= 0 && start + length <= v.n;
+  bool ok = length >= 0 && start >= 0 && start <= v.n && length <= v.n - start;
   for (int d = 0; ok && d < dst.ndim(); ++d) ok = d == ax || src.shape()[d] == dst.shape()[d];
   UNROLL_CHECK(ok, "narrow_add_: source {} does not fit destination {} at offset {} along axis {}", src.shape(),
                dst.shape(), start, axis);
@@ -328,7 +328,7 @@ std::vector<Tensor> split(const Tensor& x, int64_t size, int axis) {
     pieces.push_back(narrow(x, ax, 0, 0));
     return pieces;
   }
-  pieces.reserve(static_cast<size_t>((n + size - 1) / size));
+  pieces.reserve(static_cast<size_t>(n / size + (n % size != 0)));
   for (int64_t start = 0; start < n; start += size) pieces.push_back(narrow(x, ax, start, std::min(size, n - start)));
   return pieces;
 }
@@ -341,7 +341,7 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t n, int axis) {
   // torch.chunk: pieces of ceil(len / n), so there may be fewer than n of them; an empty
   // axis gives n empty pieces.
   if (len == 0) return std::vector<Tensor>(static_cast<size_t>(n), narrow(x, ax, 0, 0));
-  return split(x, (len + n - 1) / n, ax);
+  return split(x, len / n + (len % n != 0), ax);
 }
 
 // ---- index_select / gather and their adjoints --------------------------------------------

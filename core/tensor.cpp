@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <numbers>
 
 namespace unroll {
@@ -37,7 +38,12 @@ void Shape::push_back(int64_t v) {
 
 int64_t Shape::numel() const {
   int64_t n = 1;
-  for (int i = 0; i < n_; ++i) n *= d_[static_cast<size_t>(i)];
+  bool overflow = false;
+  for (int i = 0; i < n_; ++i) overflow |= __builtin_mul_overflow(n, d_[static_cast<size_t>(i)], &n);
+  if (overflow) [[unlikely]] {
+    if (std::find(begin(), end(), int64_t{0}) != end()) return 0;  // a zero dimension: empty after all
+    fail("shape: {} has more than 2^63 elements", str());
+  }
   return n;
 }
 
@@ -159,8 +165,11 @@ Tensor::~Tensor() {
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   for (int64_t d : shape)
     UNROLL_CHECK(d >= 0, "empty: shape {} has a negative dimension", shape);
+  const int64_t n = shape.numel();
+  UNROLL_CHECK(n <= std::numeric_limits<int64_t>::max() / 8, "tensor: cannot allocate {} elements of shape {}", n,
+               shape);
   Tensor t;
-  t.st_ = allocate_storage(static_cast<size_t>(shape.numel()) * dtype_size(dtype));
+  t.st_ = allocate_storage(static_cast<size_t>(n) * dtype_size(dtype));
   t.shape_ = shape;
   t.dtype_ = dtype;
   return t;
@@ -257,7 +266,10 @@ Tensor Tensor::to(DType dtype) const {
     switch (dtype) {
       case DType::F32: t.data<float>()[i] = static_cast<float>(v); break;
       case DType::F64: t.data<double>()[i] = v; break;
-      case DType::I64: t.data<int64_t>()[i] = static_cast<int64_t>(v); break;
+      case DType::I64:
+        UNROLL_CHECK(v >= -0x1p63 && v < 0x1p63, "to: {} at position {} cannot be converted to int64", v, i);
+        t.data<int64_t>()[i] = static_cast<int64_t>(v);
+        break;
     }
   }
   return t;
@@ -267,17 +279,18 @@ Tensor Tensor::reshape(const Shape& shape) const {
   UNROLL_CHECK(defined(), "reshape: the tensor is undefined");
   Shape s = shape;
   int infer = -1;
-  int64_t known = 1;
   for (int i = 0; i < s.ndim(); ++i) {
     if (s[i] == -1) {
       UNROLL_CHECK(infer < 0, "reshape: {} -> {}: only one dimension can be -1", shape_, shape);
       infer = i;
     } else {
       UNROLL_CHECK(s[i] >= 0, "reshape: {} -> {}: negative dimension", shape_, shape);
-      known *= s[i];
     }
   }
   if (infer >= 0) {
+    Shape rest = s;
+    rest[infer] = 1;
+    const int64_t known = rest.numel();  // the other dimensions' product (throws past 2^63)
     UNROLL_CHECK(known > 0 && numel() % known == 0, "reshape: {} -> {}: {} elements do not fit", shape_, shape,
                  numel());
     s[infer] = numel() / known;
@@ -298,7 +311,15 @@ static Tensor make(const Shape& shape, DType dtype, F&& value_at) {
   switch (dtype) {
     case DType::F32: { float* p = t.data<float>(); for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(value_at(i)); break; }
     case DType::F64: { double* p = t.data<double>(); for (int64_t i = 0; i < n; ++i) p[i] = value_at(i); break; }
-    case DType::I64: { int64_t* p = t.data<int64_t>(); for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int64_t>(value_at(i)); break; }
+    case DType::I64: {
+      int64_t* p = t.data<int64_t>();
+      for (int64_t i = 0; i < n; ++i) {
+        const double v = value_at(i);
+        UNROLL_CHECK(v >= -0x1p63 && v < 0x1p63, "tensor: {} cannot be stored as int64", v);
+        p[i] = static_cast<int64_t>(v);
+      }
+      break;
+    }
   }
   return t;
 }
@@ -312,14 +333,25 @@ Tensor zeros(const Shape& shape, DType dtype) {
   return t;
 }
 Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
-Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.dtype()); }
+Tensor zeros_like(const Tensor& t) {
+  UNROLL_CHECK(t.defined(), "zeros_like: the tensor is undefined");
+  return zeros(t.shape(), t.dtype());
+}
+Tensor ones_like(const Tensor& t) {
+  UNROLL_CHECK(t.defined(), "ones_like: the tensor is undefined");
+  return ones(t.shape(), t.dtype());
+}
+Tensor full_like(const Tensor& t, double value) {
+  UNROLL_CHECK(t.defined(), "full_like: the tensor is undefined");
+  return full(t.shape(), value, t.dtype());
+}
 Tensor scalar_tensor(double value, DType dtype) { return full(Shape{}, value, dtype); }
 
 Tensor arange(double start, double stop, double step, DType dtype) {
   UNROLL_CHECK(step != 0, "arange: step must not be zero");
   const double n = std::ceil((stop - start) / step);
+  UNROLL_CHECK(std::isfinite(start) && std::isfinite(stop) && std::isfinite(step) && n < 0x1p62,
+               "arange: start {}, stop {} and step {} do not give a finite number of elements", start, stop, step);
   const int64_t count = n > 0 ? static_cast<int64_t>(n) : 0;
   return make(Shape{count}, dtype, [=](int64_t i) { return start + static_cast<double>(i) * step; });
 }
@@ -423,13 +455,13 @@ double Generator::normal() {
 
 int64_t Generator::randint(int64_t lo, int64_t hi) {
   UNROLL_CHECK(hi > lo, "randint: empty range [{}, {})", lo, hi);
-  const uint64_t range = static_cast<uint64_t>(hi - lo);
+  const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);  // no signed overflow
   // Rejection sampling removes the modulo bias.
   const uint64_t limit = UINT64_MAX - UINT64_MAX % range;
   uint64_t r;
   do r = next_u64();
   while (r >= limit);
-  return lo + static_cast<int64_t>(r % range);
+  return static_cast<int64_t>(static_cast<uint64_t>(lo) + r % range);
 }
 
 Generator& default_generator() {
@@ -445,6 +477,7 @@ Tensor randn(const Shape& shape, Generator& gen, DType dtype) {
   return make(shape, dtype, [&](int64_t) { return gen.normal(); });
 }
 Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen, DType dtype) {
+  UNROLL_CHECK(lo <= hi, "uniform: lower bound {} is above upper bound {} (or one is NaN)", lo, hi);
   return make(shape, dtype, [&](int64_t) { return gen.uniform(lo, hi); });
 }
 

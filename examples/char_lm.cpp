@@ -15,17 +15,14 @@
 #include <unroll.h>
 
 #include "common/cli.h"
+#include "common/data.h"
 #include "common/plot.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <numeric>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -142,81 +139,13 @@ writes a phrase that sounds almost like a thought. It is not thinking. It is rem
 one character at a time.
 )ESSAY";
 
-// Bad input (missing or empty text, corrupt checkpoint, vocabulary mismatch): exit 1.
-struct DataError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+// Bad input (missing or empty text, corrupt checkpoint, vocabulary mismatch): ex::DataError,
+// exit 1. The text, vocabulary and metadata parsers live in common/data.h.
+using ex::DataError;
+using Vocab = ex::CharVocab;
 // Flags that contradict each other or the checkpoint: exit 2, like an unknown flag.
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
-};
-
-// ---- data ---------------------------------------------------------------------------------
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw DataError(fmt::format("cannot open text file '{}'", path));
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) throw DataError(fmt::format("cannot read text file '{}'", path));
-  if (s.empty()) throw DataError(fmt::format("text file '{}' is empty", path));
-  return s;
-}
-
-/// The characters of the model: byte value <-> id (0..V-1).
-struct Vocab {
-  std::vector<unsigned char> chars;  // id -> byte
-  std::array<int64_t, 256> id{};     // byte -> id, -1 if absent
-
-  explicit Vocab(std::vector<unsigned char> cs) : chars(std::move(cs)) {
-    id.fill(-1);
-    for (size_t i = 0; i < chars.size(); ++i) id[chars[i]] = static_cast<int64_t>(i);
-  }
-  static Vocab of_text(const std::string& text) {
-    std::vector<unsigned char> cs(text.begin(), text.end());
-    std::sort(cs.begin(), cs.end());
-    cs.erase(std::unique(cs.begin(), cs.end()), cs.end());
-    return Vocab(std::move(cs));
-  }
-  int64_t size() const { return static_cast<int64_t>(chars.size()); }
-  /// Stored in the checkpoint as byte codes, "10,32,33,...": safe for any byte.
-  std::string to_metadata() const {
-    std::string s;
-    for (size_t i = 0; i < chars.size(); ++i) s += fmt::format("{}{}", i ? "," : "", int(chars[i]));
-    return s;
-  }
-  static Vocab from_metadata(const std::string& s, const std::string& path) {
-    std::vector<unsigned char> cs;
-    std::istringstream in(s);
-    for (std::string tok; std::getline(in, tok, ',');) {
-      char* end = nullptr;
-      const long v = std::strtol(tok.c_str(), &end, 10);
-      if (tok.empty() || *end || v < 0 || v > 255 || (!cs.empty() && v <= cs.back()))
-        throw DataError(fmt::format("checkpoint '{}': metadata \"vocab\" is not a sorted list of byte codes", path));
-      cs.push_back(static_cast<unsigned char>(v));
-    }
-    if (cs.empty()) throw DataError(fmt::format("checkpoint '{}': metadata \"vocab\" is empty", path));
-    return Vocab(std::move(cs));
-  }
-  /// Ids of a string; every character must be in the vocabulary.
-  std::vector<int64_t> encode(const std::string& s, const std::string& what) const {
-    std::vector<int64_t> out;
-    out.reserve(s.size());
-    std::string missing;
-    for (unsigned char c : s) {
-      if (id[c] >= 0) out.push_back(id[c]);
-      else if (const std::string pc = printable(c); missing.size() < 60 && missing.find(pc) == std::string::npos)
-        missing.append(1, ' ').append(pc);
-    }
-    if (!missing.empty())
-      throw DataError(fmt::format("vocabulary mismatch: {} has characters that are not in the model's vocabulary of "
-                                  "{}:{}",
-                                  what, size(), missing));
-    return out;
-  }
-  static std::string printable(unsigned char c) {
-    if (c >= 0x20 && c < 0x7f) return fmt::format("'{}'", char(c));
-    return fmt::format("0x{:02x}", int(c));
-  }
 };
 
 /// The given prime (every character must be in the vocabulary), or by default the first
@@ -362,30 +291,12 @@ Checkpoint read_checkpoint_metadata(const std::string& path) {
   } catch (const Error& e) {
     throw DataError(e.what());
   }
-  const Metadata& m = file.metadata;
-  auto get = [&](const char* key) -> const std::string& {
-    auto it = m.find(key);
-    if (it == m.end())
-      throw DataError(fmt::format("checkpoint '{}' has no metadata \"{}\": not written by char_lm", path, key));
-    return it->second;
-  };
-  if (get("format") != "unroll-char-lm-1")
-    throw DataError(fmt::format("checkpoint '{}': unknown format '{}'", path, get("format")));
-  auto number = [&](const char* key) {
-    const std::string& s = get(key);
-    char* end = nullptr;
-    const long long v = std::strtoll(s.c_str(), &end, 10);
-    if (s.empty() || *end || v < 0)
-      throw DataError(fmt::format("checkpoint '{}': metadata \"{}\" = '{}' is not a count", path, key, s));
-    return static_cast<int64_t>(v);
-  };
+  const ex::CharLmMetadata m = ex::parse_char_lm_metadata(file.metadata, path);
   Checkpoint c;
-  c.settings = {get("cell"), number("embed"), number("hidden"), number("layers"), 0.0};
-  if (c.settings.cell != "lstm" && c.settings.cell != "gru" && c.settings.cell != "rnn")
-    throw DataError(fmt::format("checkpoint '{}': unknown cell '{}'", path, c.settings.cell));
-  c.vocab = Vocab::from_metadata(get("vocab"), path);
-  c.steps = number("steps");
-  c.train_loss = std::strtod(get("train_loss").c_str(), nullptr);
+  c.settings = {m.cell, m.embed, m.hidden, m.layers, 0.0};
+  c.vocab = m.vocab;
+  c.steps = m.steps;
+  c.train_loss = m.train_loss;
   return c;
 }
 
@@ -460,7 +371,7 @@ int run(int argc, char** argv) {
   }
 
   // ---- data: the text, its vocabulary, a held-out tail -----------------------------------
-  const std::string text = text_path.empty() ? std::string(kEssay) : read_text(text_path);
+  const std::string text = text_path.empty() ? std::string(kEssay) : ex::read_text_file(text_path);
   Checkpoint ck;
   if (!resume.empty()) {
     ck = read_checkpoint_metadata(resume);

@@ -19,12 +19,12 @@
 #include <unroll.h>
 
 #include "common/cli.h"
+#include "common/data.h"
 #include "common/plot.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -39,29 +39,9 @@ namespace {
 
 // ---- data ---------------------------------------------------------------------------------
 
-struct Example {
-  std::string label, text;
-};
-
-/// Reads `label<TAB>text` (format "tsv") or `label ||| text` (format "sst") lines.
-std::vector<Example> read_examples(const std::string& path, const std::string& format) {
-  std::ifstream f(path);
-  UNROLL_CHECK(f.good(), "classify: cannot open '{}'", path);
-  const std::string sep = format == "sst" ? " ||| " : "\t";
-  std::vector<Example> out;
-  int64_t line_no = 0;
-  for (std::string line; std::getline(f, line);) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    const size_t at = line.find(sep);
-    UNROLL_CHECK(at != std::string::npos && at > 0, "classify: {}:{}: expected 'label{}text', got '{}'", path, line_no,
-                 format == "sst" ? " ||| " : "<TAB>", line.substr(0, 80));
-    out.push_back({line.substr(0, at), line.substr(at + sep.size())});
-  }
-  UNROLL_CHECK(!out.empty(), "classify: '{}' holds no examples", path);
-  return out;
-}
+// Files of `label<TAB>text` or `label ||| text` lines are read by read_text_examples
+// (common/data.h).
+using Example = TextExample;
 
 /// The toy set: one or two clauses, each "<subject> <verb> [not] [very] <adjective>"; a
 /// clause is positive when its adjective is positive XOR it is negated; with two clauses
@@ -244,7 +224,7 @@ Eval evaluate(Classifier& model, const Dataset& d, int64_t C) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   Cli cli(argc, argv,
           "sentence classification: Embedding -> LSTM/GRU (padded, variable-length batches) -> final state -> Linear;\n"
           "a generated toy sentiment set where word order matters, or any `label<TAB>text` file, or SST (--format sst)");
@@ -284,9 +264,9 @@ int main(int argc, char** argv) {
     train_raw = toy_examples(toy_train, gen);
     test_raw = toy_examples(toy_test, gen);
   } else {
-    train_raw = read_examples(train_path, format);
-    test_raw = read_examples(test_path, format);
-    if (!dev_path.empty()) dev_raw = read_examples(dev_path, format);
+    train_raw = read_text_examples(train_path, format);
+    test_raw = read_text_examples(test_path, format);
+    if (!dev_path.empty()) dev_raw = read_text_examples(dev_path, format);
   }
   std::vector<std::string> classes;
   for (const Example& e : train_raw) classes.push_back(e.label);
@@ -417,4 +397,13 @@ int main(int argc, char** argv) {
     fmt::print("{}\n", line.str());
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // bad input or flag values: the message names them
+    fmt::print(stderr, "classify: error: {}\n", e.what());
+    return 1;
+  }
 }

@@ -233,7 +233,7 @@ std::string json_array(const std::vector<double>& v) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   Cli cli(argc, argv,
           "time-series forecasting: a GRU/LSTM predicts the next value of a noisy sine and of a random-walk price,\n"
           "1-step and k-step autoregressive forecasts on a held-out tail, against the naive last-value forecast");
@@ -315,4 +315,13 @@ int main(int argc, char** argv) {
   for (const std::string& f : figures) fmt::print("  {}\n", f);
   if (json) fmt::print("{}\n", line.str());
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // bad input or flag values: the message names them
+    fmt::print(stderr, "time_series: error: {}\n", e.what());
+    return 1;
+  }
 }

@@ -67,6 +67,7 @@ AttentionDims check_inputs(const char* op, const Variable& query, const Variable
   UNROLL_CHECK(keys.size(1) > 0, "{}: keys {}: there must be at least one key", op, keys.shape());
   UNROLL_CHECK(query.dtype() == keys.dtype() && keys.dtype() == values.dtype(),
                "{}: dtypes differ: query {}, keys {}, values {}", op, query.dtype(), keys.dtype(), values.dtype());
+  UNROLL_CHECK(query.data().is_floating(), "{}: inputs must be float32 or float64, got {}", op, query.dtype());
   const bool single = query.ndim() == 2;
   return {query.size(0), single ? 1 : query.size(1), keys.size(1), query.size(-1), keys.size(2), values.size(2),
           single};
@@ -98,6 +99,7 @@ AttentionResult dot_product(const char* op, const Variable& query, const Variabl
   const AttentionDims d = check_inputs(op, query, keys, values);
   UNROLL_CHECK(d.Dq == d.Dk, "{}: query {} and keys {}: feature sizes {} and {} differ", op, query.shape(),
                keys.shape(), d.Dq, d.Dk);
+  UNROLL_CHECK(std::isfinite(scale.value_or(1.0)), "{}: scale must be finite, got {}", op, scale.value_or(1.0));
   const Tensor m = scores_mask(op, mask, d);
   Variable scores = matmul(as_steps(query, d), keys, false, true);  // [B,Tq,Tk]
   if (scale) scores = scores * *scale;

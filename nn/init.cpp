@@ -12,6 +12,7 @@ std::pair<int64_t, int64_t> fans(const Shape& shape) {
 }
 
 static void fill(Variable& p, const Tensor& values) {
+  UNROLL_CHECK(p.data().is_floating(), "init: cannot fill a {} tensor (parameters are float32 or float64)", p.dtype());
   NoGradGuard ng;
   copy_(p.data(), values.to(p.dtype()));
 }
@@ -20,6 +21,7 @@ void uniform_(Variable& p, double lo, double hi, Generator& gen) {
   fill(p, uniform(p.shape(), lo, hi, gen, DType::F64));
 }
 void normal_(Variable& p, double mean, double stdev, Generator& gen) {
+  UNROLL_CHECK(stdev >= 0, "normal_: stdev must be >= 0, got {}", stdev);
   fill(p, randn(p.shape(), gen, DType::F64) * stdev + mean);
 }
 void constant_(Variable& p, double value) { fill_(p.data(), value); }
@@ -28,18 +30,22 @@ void ones_(Variable& p) { constant_(p, 1.0); }
 
 void xavier_uniform_(Variable& p, double gain, Generator& gen) {
   auto [in, out] = fans(p.shape());
+  if (p.numel() == 0) return;  // nothing to fill (and the bound may be infinite), as in PyTorch
   const double a = gain * std::sqrt(6.0 / static_cast<double>(in + out));
   uniform_(p, -a, a, gen);
 }
 void xavier_normal_(Variable& p, double gain, Generator& gen) {
   auto [in, out] = fans(p.shape());
+  if (p.numel() == 0) return;
   normal_(p, 0.0, gain * std::sqrt(2.0 / static_cast<double>(in + out)), gen);
 }
 void kaiming_uniform_(Variable& p, double a, Generator& gen) {
+  if (fans(p.shape()).first == 0) return;  // an empty weight: nothing to fill
   const double bound = std::sqrt(6.0 / ((1.0 + a * a) * static_cast<double>(fans(p.shape()).first)));
   uniform_(p, -bound, bound, gen);
 }
 void kaiming_normal_(Variable& p, double a, Generator& gen) {
+  if (fans(p.shape()).first == 0) return;  // an empty weight: nothing to fill
   normal_(p, 0.0, std::sqrt(2.0 / ((1.0 + a * a) * static_cast<double>(fans(p.shape()).first))), gen);
 }
 
@@ -47,6 +53,7 @@ void kaiming_normal_(Variable& p, double a, Generator& gen) {
 // with orthonormal columns; signs follow R's diagonal being positive, as with QR.
 void orthogonal_(Variable& p, double gain, Generator& gen) {
   UNROLL_CHECK(p.ndim() >= 2, "orthogonal_: needs at least 2 dimensions, got {}", p.shape());
+  if (p.numel() == 0) return;  // no rows or no columns: nothing to fill
   const int64_t rows = p.shape()[0], cols = p.numel() / rows;
   const bool wide = rows < cols;
   const int64_t n = wide ? cols : rows, k = wide ? rows : cols;

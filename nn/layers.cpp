@@ -41,8 +41,15 @@ Embedding::Embedding(int64_t num_embeddings, int64_t embedding_dim, std::optiona
 }
 
 Variable Embedding::forward(const Tensor& idx) const {
+  UNROLL_CHECK(idx.defined(), "Embedding: the indices are undefined");
   UNROLL_CHECK(idx.dtype() == DType::I64, "Embedding: indices must be int64, got {}", idx.dtype());
-  const int64_t dim = weight.shape()[1];
+  const int64_t num = weight.shape()[0], dim = weight.shape()[1];
+  const int64_t* all_ids = idx.data<int64_t>();
+  for (int64_t i = 0; i < idx.numel(); ++i) {
+    const int64_t id = all_ids[i];
+    UNROLL_CHECK(id >= 0 && id < num, "Embedding: index {} at position {} of indices {} is out of range for {} embeddings",
+                 id, i, idx.shape(), num);
+  }
   Shape out_shape = idx.shape();
   out_shape.push_back(dim);
   Variable rows = index_select(weight, 0, idx.reshape({-1}));  // [N, dim]
@@ -58,6 +65,8 @@ Variable Embedding::forward(const Tensor& idx) const {
 }
 
 Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator& gen) {
+  UNROLL_CHECK(p >= 0.0 && p <= 1.0, "dropout_mask: p must be in [0, 1], got {}", p);
+  UNROLL_CHECK(dtype != DType::I64, "dropout_mask: dtype must be float32 or float64, got {}", dtype);
   Tensor u = rand(shape, gen, DType::F64);
   double* d = u.data<double>();
   const double scale = 1.0 / (1.0 - p);
@@ -71,12 +80,14 @@ Dropout::Dropout(double prob) : p(prob), gen_(default_generator().next_u64()) {
 
 Variable Dropout::forward(const Variable& x) {
   if (!is_training() || p == 0.0) return x;
+  UNROLL_CHECK(x.data().is_floating(), "Dropout: input must be float32 or float64, got {}", x.dtype());
   if (p == 1.0) return x * 0.0;
   return x * Variable(dropout_mask(x.shape(), p, x.dtype(), gen_));
 }
 
 LayerNorm::LayerNorm(int64_t dim, double eps_, bool elementwise_affine) : eps(eps_) {
   UNROLL_CHECK(dim > 0, "LayerNorm: dim must be positive, got {}", dim);
+  UNROLL_CHECK(eps >= 0, "LayerNorm: eps must be >= 0, got {}", eps);
   if (elementwise_affine) {
     weight = register_parameter("weight", ones({dim}));
     bias = register_parameter("bias", zeros({dim}));
@@ -84,9 +95,12 @@ LayerNorm::LayerNorm(int64_t dim, double eps_, bool elementwise_affine) : eps(ep
 }
 
 Variable LayerNorm::forward(const Variable& x) const {
+  UNROLL_CHECK(x.ndim() >= 1, "LayerNorm: input {} must have at least one dimension", x.shape());
   const int64_t dim = weight.defined() ? weight.shape()[0] : x.shape()[x.ndim() - 1];
-  UNROLL_CHECK(x.ndim() >= 1 && x.shape()[x.ndim() - 1] == dim, "LayerNorm: input {} does not end in {}", x.shape(),
-               dim);
+  UNROLL_CHECK(x.shape()[x.ndim() - 1] == dim, "LayerNorm: input {} does not end in {}", x.shape(), dim);
+  UNROLL_CHECK(dim > 0, "LayerNorm: input {} has an empty last dimension", x.shape());
+  UNROLL_CHECK(!weight.defined() || x.dtype() == weight.dtype(),
+               "LayerNorm: input is {} but the parameters are {} (convert with module.to())", x.dtype(), weight.dtype());
   Variable centred = x - mean(x, -1, true);
   Variable var = mean(centred * centred, -1, true);
   Variable y = centred / sqrt(var + eps);

@@ -10,7 +10,8 @@
 // target, 0 where the target is ignore_index); Sum adds them; Mean divides the sum by the
 // number of elements, or, for cross_entropy / nll_loss, by the number of targets that are
 // not ignore_index (like PyTorch without class weights). A Mean over a batch whose targets
-// are all ignore_index is 0/0 = NaN, as in PyTorch; its gradient is zero.
+// are all ignore_index is 0/0 = NaN, as in PyTorch; its gradient is zero. So is a Mean over
+// no elements at all (an empty batch), for every loss; Sum is then 0.
 //
 // Shapes must match exactly: unlike PyTorch (which warns and broadcasts), mse_loss and
 // l1_loss reject an input [N,1] with a target [N], the classic silent-broadcast bug.

@@ -117,6 +117,7 @@ int64_t Module::num_parameters() const {
 }
 
 void Module::to(DType dtype) {
+  UNROLL_CHECK(dtype != DType::I64, "Module::to: parameters must be float32 or float64, not {}", dtype);
   for (Variable& p : parameters()) {
     p.data() = p.data().to(dtype);
     p.zero_grad();

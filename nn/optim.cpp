@@ -38,7 +38,7 @@ namespace optim {
 
 Optimizer::Optimizer(std::vector<Variable> params, double lr, const char* name)
     : params_(std::move(params)), lr_(lr), name_(name), state_(params_.size()), steps_(params_.size(), 0) {
-  check_option(lr >= 0, name_, "learning rate", lr, ">= 0");
+  check_option(lr >= 0 && std::isfinite(lr), name_, "learning rate", lr, "finite and >= 0");
   std::unordered_set<const Node*> seen;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Variable& p = params_[i];
@@ -55,7 +55,7 @@ void Optimizer::zero_grad() {
 }
 
 void Optimizer::set_lr(double lr) {
-  check_option(lr >= 0, name_, "learning rate", lr, ">= 0");
+  check_option(lr >= 0 && std::isfinite(lr), name_, "learning rate", lr, "finite and >= 0");
   lr_ = lr;
 }
 
@@ -105,7 +105,7 @@ void Optimizer::load_state_dict(const StateDict& sd) {
   UNROLL_CHECK(lr != nullptr && lr->numel() == 1 && lr->is_floating(),
                "{}: load_state_dict: \"param_groups.0.lr\" is missing or not one floating-point value", name_);
   const double new_lr = lr->item();
-  check_option(new_lr >= 0, name_, "learning rate", new_lr, ">= 0");
+  check_option(new_lr >= 0 && std::isfinite(new_lr), name_, "learning rate", new_lr, "finite and >= 0");
   std::unordered_set<std::string> known{"param_groups.0.lr"};
   std::vector<std::vector<Tensor>> state(params_.size());
   std::vector<int64_t> steps(params_.size(), 0);

@@ -93,7 +93,7 @@ RNNCell::RNNCell(int64_t input_size, int64_t hidden_size, bool bias, Nonlinearit
 State RNNCell::initial_state(int64_t batch, DType dtype) const { return zero_state(1, batch, hidden_size_, dtype); }
 
 State RNNCell::forward(const Variable& x, const State& state) {
-  const State s = state.empty() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
+  const State s = state.empty() && x.defined() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
   check_step("RNNCell", x, s, 1, input_size_, hidden_size_, weight_ih.dtype());
   Variable pre = linear2(x, weight_ih, s[0], weight_hh, bias_ih, bias_hh);  // x W_ih^T + h W_hh^T + b: [B,H]
   return {nonlinearity == Nonlinearity::Tanh ? tanh(pre) : relu(pre)};
@@ -111,7 +111,7 @@ LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size, bool bias)
 State LSTMCell::initial_state(int64_t batch, DType dtype) const { return zero_state(2, batch, hidden_size_, dtype); }
 
 State LSTMCell::forward(const Variable& x, const State& state) {
-  const State s = state.empty() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
+  const State s = state.empty() && x.defined() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
   check_step("LSTMCell", x, s, 2, input_size_, hidden_size_, weight_ih.dtype());
   const Variable &h = s[0], &c = s[1];
   Variable gates = linear2(x, weight_ih, h, weight_hh, bias_ih, bias_hh);  // x W_ih^T + b_ih + h W_hh^T + b_hh: [B,4H]
@@ -137,7 +137,7 @@ GRUCell::GRUCell(int64_t input_size, int64_t hidden_size, bool bias)
 State GRUCell::initial_state(int64_t batch, DType dtype) const { return zero_state(1, batch, hidden_size_, dtype); }
 
 State GRUCell::forward(const Variable& x, const State& state) {
-  const State s = state.empty() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
+  const State s = state.empty() && x.defined() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
   check_step("GRUCell", x, s, 1, input_size_, hidden_size_, weight_ih.dtype());
   const Variable& h = s[0];
   std::vector<Variable> gi = chunk(linear(x, weight_ih, bias_ih), 3, 1);  // W_ir x + b_ir, W_iz x + b_iz, W_in x + b_in

@@ -27,6 +27,7 @@ void write_text(const std::string& path, const std::string& text) {
 
 TEST_CASE("time_series: the GRU beats the naive last-value forecast on the noisy sine") {
   const std::string out = kTmp + "/time_series";
+  CHECK(example_test::run("time_series", "--hidden 0 --out " + out).exit_code == 1);  // a clear error, not an abort
   const auto r = example_test::run("time_series", "--series sine --steps 400 --hidden 16 --window 24 --batch 16 --horizon 10 "
                                                   "--length 800 --seed 1 --json --out " + out);
   REQUIRE(r.exit_code == 0);
@@ -98,7 +99,9 @@ TEST_CASE("classify: reads label<TAB>text and SST-format files, and rejects a ma
   CHECK(example_test::number(s.json, "accuracy") > 0.9);
   CHECK(example_test::number(s.json, "dev_accuracy") > 0.9);
   const auto bad = example_test::run("classify", "--train " + kTmp + "/broken.tsv --test " + kTmp + "/tiny.tsv --out " + dir);
-  CHECK(bad.exit_code != 0);
+  CHECK(bad.exit_code == 1);  // a clear error, not an abort
+  const auto missing = example_test::run("classify", "--train " + kTmp + "/no_such_file.tsv --out " + dir);
+  CHECK(missing.exit_code == 1);
 }
 
 TEST_CASE("mlp: two moons are separated; the decision boundary and loss figures are drawn") {
