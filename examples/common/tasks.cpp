@@ -226,4 +226,157 @@ void add_metrics(JsonLine& json, const std::vector<CellRun>& runs) {
   }
 }
 
+
+// ---- text for the language examples -------------------------------------------------------
+
+namespace {
+constexpr const char* kEssay = R"ESSAY(On remembering: a short essay about recurrent networks
+
+A recurrent network reads a sequence one element at a time. At every step it combines the
+new input with a summary of everything it has read so far, and it writes a new summary.
+That summary is called the hidden state. The same weights are used at every step, so a
+network that has learned to read the first word of a sentence has also learned to read
+the last one. This is the whole idea, and it is a simple one: a loop with a memory.
+
+To train such a network we unroll the loop. We write the computation out step by step,
+as if the network were a very deep stack of layers that all share their weights. Then we
+ask how the loss at the end depends on the weights at the start, and the chain rule
+answers, one step at a time, walking backwards through the unrolled graph. This is called
+back-propagation through time. It is not a new algorithm. It is the old one, applied to a
+graph that happens to be long and thin.
+
+The trouble with a long graph is that the gradient must travel through every step. At
+each step it is multiplied by the derivative of the update. If those factors are a little
+smaller than one, the gradient fades away, and the network cannot learn that the first
+word of a paragraph matters for the last. If they are a little larger than one, the
+gradient grows without bound, and a single unlucky step can throw the weights far from
+where they were. The first problem is called the vanishing gradient, the second the
+exploding gradient. Clipping the norm of the gradient tames the second. The first needs a
+better cell.
+
+The long short-term memory cell is that better cell. Next to the hidden state it keeps a
+second vector, the cell state, and it changes that vector only by adding to it and by
+scaling it with a forget gate. When the forget gate is open, the cell state flows from one
+step to the next almost unchanged, and so does its gradient. Three other gates decide what
+to write, what to read, and what to show. Each gate is a small layer with a sigmoid, a
+number between zero and one that says how much to let through. The gated recurrent unit is
+a lighter cousin: it has two gates instead of three and no separate cell state, and in
+practice it often learns just as well.
+
+A character model is a good place to watch all of this happen. It reads text one letter
+at a time and predicts the next letter. At first it knows nothing, so it gives every
+character the same chance, and its loss is the logarithm of the size of the alphabet.
+Soon it learns which letters are common. Then it learns that a space follows a word, that
+a capital letter follows a full stop, that the letter q is followed by u. Later it learns
+short words, then longer ones, and finally it begins to close its brackets and to end its
+sentences. None of these rules is written anywhere in the program. They are found by
+gradient descent, one small step at a time, in the weights of the loop.
+
+We cannot train on a whole book at once, because the unrolled graph would not fit in
+memory. Instead we cut the text into chunks of a few dozen characters. We run the network
+over one chunk, compute the loss, and walk back through that chunk only. Then we keep the
+hidden state, cut it loose from the graph, and carry it into the next chunk. The values
+flow on; the gradients stop at the border. This is truncated back-propagation through
+time. The network can still remember what it read long ago, but it only learns from the
+recent past.
+
+When training is done we can let the network write. We give it a few letters to start,
+read its guess for the next letter as a set of probabilities, draw one letter at random,
+and feed that letter back in as the next input. A temperature below one makes the model
+careful and repetitive; a temperature above one makes it bold and strange. Either way the
+text it writes is a mirror of the text it read: it copies the rhythm of the words, the
+length of the sentences and the habits of the author, long before it copies any meaning.
+
+Consider what the network sees when it reads the word "memory". After the letter m it has
+no idea what comes next: almost any vowel would do. After "me" the choices narrow, and
+after "mem" there are only a few words left in the text that fit. By the time it reaches
+"memo" the next letter is nearly certain. The loss of a character model is lowest in the
+middle and at the end of long words, and highest at their start, where a new thought
+begins. Spaces are easy, because most words in English are short. Capital letters are
+hard, because they depend on where the sentence began, and that may have been many steps
+ago.
+
+This is where the length of the chunks matters. If every chunk is only ten characters
+long, the gradient can never reach back further than ten steps, and the network has no
+reason to keep anything in its state for longer. If the chunks are a few hundred
+characters long, each step of training is slower, and the first steps of each chunk are
+read with a state that was computed by older weights. There is no perfect choice. Most
+people start with something between fifty and two hundred characters and move on to the
+next question.
+
+The next question is usually the size of the hidden state. A small state learns quickly
+and forgets quickly. A large state can hold more, but it has more weights to fit, and on
+a small text it will soon learn the text by heart. When that happens the training loss
+keeps falling while the loss on text the network has never seen starts to rise. The
+network has stopped learning the language and started learning the page. Holding out the
+end of the text and measuring the loss on it from time to time is the simplest way to
+notice this. When the held-out loss stops improving, it is time to stop, to shrink the
+model, or to find more text.
+
+It is worth saying how the loss is measured. For every position the network gives a
+probability to the true next character, and the loss is the negative logarithm of that
+probability, averaged over all positions. If the logarithm is taken in base two, the loss
+is the number of bits the model would need, on average, to encode each character of the
+text. A model that guessed uniformly among forty characters would need a little more than
+five bits. A good model of English needs less than two. People who compress text for a
+living use the same measure, and for the same reason: to predict well is to compress well.
+
+Finally, a word about the loop itself. In the program that trains this model, the forward
+pass over a chunk is an ordinary loop in the host language. Each step multiplies a few
+matrices, applies a few gates, and hands the new state to the next step. Every operation
+is written down as it happens, and when the loss is known the record is read backwards to
+find the gradients. Nothing in the program knows that the network is recurrent. It only
+knows how to differentiate a list of operations, and a loop is just a long list.
+
+There is something pleasing in this. A loop, a few matrices, a handful of gates, and a
+rule for nudging numbers downhill: that is all. Nothing in it knows what a word is. And
+yet after a minute of training it spells, it spaces, it punctuates, and now and then it
+writes a phrase that sounds almost like a thought. It is not thinking. It is remembering,
+one character at a time.
+)ESSAY";
+}  // namespace
+
+const std::string& essay_text() {
+  static const std::string text(kEssay);
+  return text;
+}
+
+const ToyLexicon& toy_lexicon() {
+  static const ToyLexicon lexicon{
+      .subjects = {"the movie", "this film", "the plot", "the acting", "the ending", "the music", "the story",
+                   "the cast"},
+      .verbs = {"is", "was", "seemed", "felt"},
+      .negations = {"not", "never", "hardly"},
+      .intensifiers = {"very", "really", "quite", "truly"},
+      .positive = {"good", "great", "wonderful", "fun", "brilliant", "moving", "clever"},
+      .negative = {"bad", "boring", "awful", "dull", "terrible", "silly", "clumsy"},
+      .openers = {"honestly ,", "i think", "overall ,", "to be fair ,"}};
+  return lexicon;
+}
+
+std::vector<TextExample> toy_sentiment(int64_t n, Generator& gen) {
+  const ToyLexicon& w = toy_lexicon();
+  auto pick = [&](const std::vector<std::string>& v) {
+    return v[static_cast<size_t>(gen.randint(0, static_cast<int64_t>(v.size())))];
+  };
+  auto clause = [&](bool& meaning) {
+    const bool pos = gen.uniform() < 0.5, neg = gen.uniform() < 0.4;
+    std::string s = pick(w.subjects) + " " + pick(w.verbs);
+    if (neg) s.append(" ").append(pick(w.negations));
+    if (gen.uniform() < 0.4) s.append(" ").append(pick(w.intensifiers));
+    s.append(" ").append(pos ? pick(w.positive) : pick(w.negative));
+    meaning = pos != neg;
+    return s;
+  };
+  std::vector<TextExample> out;
+  for (int64_t i = 0; i < n; ++i) {
+    bool meaning = false;
+    std::string s = gen.uniform() < 0.2 ? pick(w.openers) + " " : "";
+    s += clause(meaning);
+    if (gen.uniform() < 0.4) s.append(" but ").append(clause(meaning));
+    out.push_back({meaning ? "positive" : "negative", s});
+  }
+  return out;
+}
+
 }  // namespace unroll::examples

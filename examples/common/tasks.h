@@ -9,6 +9,7 @@
 //   TrainLog log = train_adding(model, cfg);        // log.test_mse, log.loss (curve)
 //   std::vector<double> g = hidden_grad_norms(model, adding_batch(200, 32, gen));
 #include "common/cli.h"
+#include "common/data.h"
 #include "common/plot.h"
 
 #include <unroll.h>
@@ -130,5 +131,27 @@ const char* cell_key(CellKind kind);
 void add_metrics(JsonLine& json, const std::vector<CellRun>& runs);
 /// norms.front() / norms.back() (NaN if empty).
 double first_to_last(const std::vector<double>& norms);
+
+
+// ---- text for the language examples (examples/transformer.cpp, examples/bert_toy.cpp) ----
+// The built-in corpus of examples/char_lm.cpp and the generated sentiment set of
+// examples/classify.cpp, here so that other examples train on the very same data.
+
+/// An original short essay about recurrent networks (about 7 KB of English): char_lm's
+/// built-in training text.
+const std::string& essay_text();
+
+/// The words of the toy sentiment set. A clause is "<subject> <verb> [negation] [intensifier]
+/// <adjective>"; it is positive when its adjective is positive XOR it is negated.
+struct ToyLexicon {
+  std::vector<std::string> subjects, verbs, negations, intensifiers, positive, negative, openers;
+};
+const ToyLexicon& toy_lexicon();
+
+/// classify's generated toy set ("positive" / "negative"): an optional opener, one clause,
+/// and with probability 0.4 "but" and a second clause, which then decides the label.
+/// Word ORDER matters ("was not good" vs "was good"). Same generator state, same sentences
+/// as examples/classify.cpp.
+std::vector<TextExample> toy_sentiment(int64_t n, Generator& gen);
 
 }  // namespace unroll::examples
