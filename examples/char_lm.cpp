@@ -9,6 +9,21 @@
 // checkpoint with the vocabulary and settings as metadata; --resume continues training
 // from one, --sample-only just writes text with it.
 //
+// Note [exact resume]
+// Next to the weights (under their module names) the checkpoint holds everything the
+// training loop carries from one step to the next, so that `--steps K --save a.st` then
+// `--resume a.st --steps N-K` retraces `--steps N` bit for bit (same seed and flags):
+//   "optim.*"                 Adam's state_dict() (learning rate, step counts, moments)
+//   "rng.data"                the generator of the data order (chunk offsets; int64 [7])
+//   "rng.dropout"             the output Dropout's mask generator
+//   "rng.rnn_dropout"         the recurrent stack's between-layer dropout generator
+//   "rng.default"             default_generator()
+//   "state.h", "state.c"      the carried recurrent state [L,B,H] (absent at a pass border)
+//   metadata "data_pos", "batch", "seq", "train_chars": the next chunk's position in each
+//                             stream and the stream layout it refers to
+// A checkpoint without them (an older one) still resumes from its weights, with a fresh
+// optimizer and data order: a continuation, not an exact one (the program says so).
+//
 //   char_lm                                  # the built-in essay, LSTM, about a minute
 //   char_lm --text corpus.txt --cell gru --steps 3000
 //   char_lm --sample-only out/char_lm/char_lm.safetensors --prime "The " --temperature 0.6
@@ -17,10 +32,13 @@
 #include "common/cli.h"
 #include "common/data.h"
 #include "common/plot.h"
+#include "common/tasks.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <numeric>
 #include <stdexcept>
@@ -31,113 +49,6 @@ using namespace unroll;
 namespace ex = unroll::examples;
 
 namespace {
-
-// An original short essay, the corpus when no --text is given (a few KB: enough for the
-// model to learn spelling and common words within a minute).
-constexpr const char* kEssay = R"ESSAY(On remembering: a short essay about recurrent networks
-
-A recurrent network reads a sequence one element at a time. At every step it combines the
-new input with a summary of everything it has read so far, and it writes a new summary.
-That summary is called the hidden state. The same weights are used at every step, so a
-network that has learned to read the first word of a sentence has also learned to read
-the last one. This is the whole idea, and it is a simple one: a loop with a memory.
-
-To train such a network we unroll the loop. We write the computation out step by step,
-as if the network were a very deep stack of layers that all share their weights. Then we
-ask how the loss at the end depends on the weights at the start, and the chain rule
-answers, one step at a time, walking backwards through the unrolled graph. This is called
-back-propagation through time. It is not a new algorithm. It is the old one, applied to a
-graph that happens to be long and thin.
-
-The trouble with a long graph is that the gradient must travel through every step. At
-each step it is multiplied by the derivative of the update. If those factors are a little
-smaller than one, the gradient fades away, and the network cannot learn that the first
-word of a paragraph matters for the last. If they are a little larger than one, the
-gradient grows without bound, and a single unlucky step can throw the weights far from
-where they were. The first problem is called the vanishing gradient, the second the
-exploding gradient. Clipping the norm of the gradient tames the second. The first needs a
-better cell.
-
-The long short-term memory cell is that better cell. Next to the hidden state it keeps a
-second vector, the cell state, and it changes that vector only by adding to it and by
-scaling it with a forget gate. When the forget gate is open, the cell state flows from one
-step to the next almost unchanged, and so does its gradient. Three other gates decide what
-to write, what to read, and what to show. Each gate is a small layer with a sigmoid, a
-number between zero and one that says how much to let through. The gated recurrent unit is
-a lighter cousin: it has two gates instead of three and no separate cell state, and in
-practice it often learns just as well.
-
-A character model is a good place to watch all of this happen. It reads text one letter
-at a time and predicts the next letter. At first it knows nothing, so it gives every
-character the same chance, and its loss is the logarithm of the size of the alphabet.
-Soon it learns which letters are common. Then it learns that a space follows a word, that
-a capital letter follows a full stop, that the letter q is followed by u. Later it learns
-short words, then longer ones, and finally it begins to close its brackets and to end its
-sentences. None of these rules is written anywhere in the program. They are found by
-gradient descent, one small step at a time, in the weights of the loop.
-
-We cannot train on a whole book at once, because the unrolled graph would not fit in
-memory. Instead we cut the text into chunks of a few dozen characters. We run the network
-over one chunk, compute the loss, and walk back through that chunk only. Then we keep the
-hidden state, cut it loose from the graph, and carry it into the next chunk. The values
-flow on; the gradients stop at the border. This is truncated back-propagation through
-time. The network can still remember what it read long ago, but it only learns from the
-recent past.
-
-When training is done we can let the network write. We give it a few letters to start,
-read its guess for the next letter as a set of probabilities, draw one letter at random,
-and feed that letter back in as the next input. A temperature below one makes the model
-careful and repetitive; a temperature above one makes it bold and strange. Either way the
-text it writes is a mirror of the text it read: it copies the rhythm of the words, the
-length of the sentences and the habits of the author, long before it copies any meaning.
-
-Consider what the network sees when it reads the word "memory". After the letter m it has
-no idea what comes next: almost any vowel would do. After "me" the choices narrow, and
-after "mem" there are only a few words left in the text that fit. By the time it reaches
-"memo" the next letter is nearly certain. The loss of a character model is lowest in the
-middle and at the end of long words, and highest at their start, where a new thought
-begins. Spaces are easy, because most words in English are short. Capital letters are
-hard, because they depend on where the sentence began, and that may have been many steps
-ago.
-
-This is where the length of the chunks matters. If every chunk is only ten characters
-long, the gradient can never reach back further than ten steps, and the network has no
-reason to keep anything in its state for longer. If the chunks are a few hundred
-characters long, each step of training is slower, and the first steps of each chunk are
-read with a state that was computed by older weights. There is no perfect choice. Most
-people start with something between fifty and two hundred characters and move on to the
-next question.
-
-The next question is usually the size of the hidden state. A small state learns quickly
-and forgets quickly. A large state can hold more, but it has more weights to fit, and on
-a small text it will soon learn the text by heart. When that happens the training loss
-keeps falling while the loss on text the network has never seen starts to rise. The
-network has stopped learning the language and started learning the page. Holding out the
-end of the text and measuring the loss on it from time to time is the simplest way to
-notice this. When the held-out loss stops improving, it is time to stop, to shrink the
-model, or to find more text.
-
-It is worth saying how the loss is measured. For every position the network gives a
-probability to the true next character, and the loss is the negative logarithm of that
-probability, averaged over all positions. If the logarithm is taken in base two, the loss
-is the number of bits the model would need, on average, to encode each character of the
-text. A model that guessed uniformly among forty characters would need a little more than
-five bits. A good model of English needs less than two. People who compress text for a
-living use the same measure, and for the same reason: to predict well is to compress well.
-
-Finally, a word about the loop itself. In the program that trains this model, the forward
-pass over a chunk is an ordinary loop in the host language. Each step multiplies a few
-matrices, applies a few gates, and hands the new state to the next step. Every operation
-is written down as it happens, and when the loss is known the record is read backwards to
-find the gradients. Nothing in the program knows that the network is recurrent. It only
-knows how to differentiate a list of operations, and a loop is just a long list.
-
-There is something pleasing in this. A loop, a few matrices, a handful of gates, and a
-rule for nudging numbers downhill: that is all. Nothing in it knows what a word is. And
-yet after a minute of training it spells, it spaces, it punctuates, and now and then it
-writes a phrase that sounds almost like a thought. It is not thinking. It is remembering,
-one character at a time.
-)ESSAY";
 
 // Bad input (missing or empty text, corrupt checkpoint, vocabulary mismatch): ex::DataError,
 // exit 1. The text, vocabulary and metadata parsers live in common/data.h.
@@ -167,22 +78,24 @@ std::string choose_prime(const std::string& given, const Vocab& vocab) {
 struct Settings {
   std::string cell;  // lstm | gru | rnn
   int64_t embed, hidden, layers;
-  double dropout;  // on the recurrent output, training only (not stored: no parameters)
+  double dropout;  // between layers and on the recurrent output, training only (not stored)
 };
 
-/// Embedding -> a recurrent stack -> Dropout -> Linear: ids [T,B] -> logits [T,B,V].
+/// Embedding -> a recurrent stack (dropout between layers) -> Dropout -> Linear:
+/// ids [T,B] -> logits [T,B,V].
 struct CharModel : Module {
   CharModel(const Settings& s, int64_t V) : cell(s.cell) {
     embed = register_module("embed", std::make_shared<Embedding>(V, s.embed));
     if (cell == "lstm")
       lstm = register_module("rnn", std::make_shared<LSTM>(LSTMOptions{.input_size = s.embed, .hidden_size = s.hidden,
-                                                                         .num_layers = s.layers}));
+                                                                         .num_layers = s.layers,
+                                                                         .dropout = s.dropout}));
     else if (cell == "gru")
       gru = register_module("rnn", std::make_shared<GRU>(GRUOptions{.input_size = s.embed, .hidden_size = s.hidden,
-                                                                      .num_layers = s.layers}));
+                                                                      .num_layers = s.layers, .dropout = s.dropout}));
     else
       rnn = register_module("rnn", std::make_shared<RNN>(RNNOptions{.input_size = s.embed, .hidden_size = s.hidden,
-                                                                      .num_layers = s.layers}));
+                                                                      .num_layers = s.layers, .dropout = s.dropout}));
     drop = register_module("drop", std::make_shared<Dropout>(s.dropout));
     head = register_module("head", std::make_shared<Linear>(s.hidden, V));
   }
@@ -203,6 +116,13 @@ struct CharModel : Module {
       state = {out.h_n};
     }
     return (*head)((*drop)(h));  // [T,B,V]
+  }
+
+  /// The recurrent stack, whichever the cell.
+  RecurrentStack& stack() {
+    if (lstm) return *lstm;
+    if (gru) return *gru;
+    return *rnn;
   }
 
   std::string cell;
@@ -280,31 +200,66 @@ struct Checkpoint {
   Vocab vocab{{}};
   int64_t steps = 0;
   double train_loss = NAN;
+  ex::CharLmMetadata meta;  // as parsed, with the data position if stored
+  StateDict tensors;        // every tensor of the file: weights and training state
 };
 
-/// Reads the metadata of a checkpoint written by this program (the weights are loaded
-/// separately, once the model is built from these settings).
-Checkpoint read_checkpoint_metadata(const std::string& path) {
+/// Prefixes of the training state's tensors (Note [exact resume]); every other tensor is a weight.
+constexpr const char* kTrainStatePrefixes[] = {"optim.", "rng.", "state."};
+
+bool is_train_state(const std::string& name) {
+  return std::any_of(std::begin(kTrainStatePrefixes), std::end(kTrainStatePrefixes),
+                     [&](const char* p) { return name.rfind(p, 0) == 0; });
+}
+
+/// Reads a checkpoint written by this program: its metadata and tensors (the weights are
+/// loaded separately, once the model is built from these settings).
+Checkpoint read_checkpoint(const std::string& path) {
   SafetensorsFile file;
   try {
     file = load_safetensors(path);
   } catch (const Error& e) {
     throw DataError(e.what());
   }
-  const ex::CharLmMetadata m = ex::parse_char_lm_metadata(file.metadata, path);
   Checkpoint c;
-  c.settings = {m.cell, m.embed, m.hidden, m.layers, 0.0};
-  c.vocab = m.vocab;
-  c.steps = m.steps;
-  c.train_loss = m.train_loss;
+  c.meta = ex::parse_char_lm_metadata(file.metadata, path);
+  c.settings = {c.meta.cell, c.meta.embed, c.meta.hidden, c.meta.layers, 0.0};
+  c.vocab = c.meta.vocab;
+  c.steps = c.meta.steps;
+  c.train_loss = c.meta.train_loss;
+  c.tensors = std::move(file.tensors);
   return c;
 }
 
-void load_weights(CharModel& model, const std::string& path) {
+/// Loads the weights of a checkpoint (strictly: every parameter, nothing else but the
+/// training state).
+void load_weights(CharModel& model, const Checkpoint& ck, const std::string& path) {
+  StateDict weights;
+  for (const auto& [name, t] : ck.tensors)
+    if (!is_train_state(name)) weights.insert(name, t);
   try {
-    load(model, path);
+    model.load_state_dict(weights);
   } catch (const Error& e) {
     throw DataError(fmt::format("checkpoint '{}' does not fit the model: {}", path, e.what()));
+  }
+}
+
+/// The tensors of `all` whose names start with `prefix`, with the prefix removed.
+StateDict with_prefix(const StateDict& all, const std::string& prefix) {
+  StateDict out;
+  for (const auto& [name, t] : all)
+    if (name.rfind(prefix, 0) == 0) out.insert(name.substr(prefix.size()), t);
+  return out;
+}
+
+/// One generator's state from the checkpoint (DataError naming it if absent or malformed).
+void restore_generator(Generator& gen, const Checkpoint& ck, const std::string& name, const std::string& path) {
+  const Tensor* t = ck.tensors.find(name);
+  if (t == nullptr) throw DataError(fmt::format("checkpoint '{}' has training state but no \"{}\"", path, name));
+  try {
+    gen.set_state(*t);
+  } catch (const Error& e) {
+    throw DataError(fmt::format("checkpoint '{}': \"{}\": {}", path, name, e.what()));
   }
 }
 
@@ -318,8 +273,11 @@ int run(int argc, char** argv) {
   Settings settings{cli.get_string("cell", "lstm", "recurrent cell: lstm, gru or rnn"),
                     cli.get_int("embed", 32, "embedding size E"), cli.get_int("hidden", 128, "hidden size H"),
                     cli.get_int("layers", 1, "number of recurrent layers L"),
-                    cli.get_double("dropout", 0.25, "dropout on the recurrent output while training")};
-  const int64_t steps = cli.get_int("steps", 300, "training steps (chunks of B x T characters)");
+                    cli.get_double("dropout", 0.25, "dropout between layers and on the output, training only")};
+  const int64_t steps = cli.get_int("steps", 300,
+                                    "training steps (chunks of B x T characters); with --resume, the steps to add "
+                                    "to the checkpoint's: --steps K --save a.st, then --resume a.st --steps N-K, "
+                                    "retraces --steps N exactly (same seed and flags)");
   const int64_t B = cli.get_int("batch", 16, "parallel streams B");
   const int64_t T = cli.get_int("seq", 64, "characters per chunk T (BPTT truncation length)");
   const double lr = cli.get_double("lr", 3e-3, "Adam learning rate");
@@ -330,7 +288,11 @@ int run(int argc, char** argv) {
       cli.get_string("prime", "", "text to start the sample with (default: \"The \" or what the vocabulary allows)");
   const int64_t sample_len = cli.get_int("sample-len", 300, "characters to sample");
   const double temperature = cli.get_double("temperature", 0.7, "sampling temperature (> 0; lower is more careful)");
-  const std::string resume = cli.get_string("resume", "", "continue training from this checkpoint");
+  const std::string resume = cli.get_string(
+      "resume", "", "continue training from this checkpoint (weights, Adam state, data position, generators)");
+  const std::string trace_path = cli.get_string(
+      "trace", "", "write every training loss and validation loss to this file, one 'train|val <step> <loss>' per "
+                   "line, with full precision");
   const std::string sample_only = cli.get_string("sample-only", "", "load this checkpoint and sample; no training");
   std::string save_path = cli.get_string("save", "", "checkpoint to write (default: <out>/char_lm.safetensors)");
   const uint64_t seed = cli.seed();
@@ -359,10 +321,10 @@ int run(int argc, char** argv) {
 
   // Sampling only: the settings and vocabulary come from the checkpoint.
   if (!sample_only.empty()) {
-    const Checkpoint ck = read_checkpoint_metadata(sample_only);
+    const Checkpoint ck = read_checkpoint(sample_only);
     prime = choose_prime(prime, ck.vocab);
     CharModel model(ck.settings, ck.vocab.size());
-    load_weights(model, sample_only);
+    load_weights(model, ck, sample_only);
     const std::string text = sample(model, ck.vocab, prime, sample_len, temperature, gen);
     fmt::print("{} ({}, H={}, |V|={}, {} steps trained, train loss {:.3f}), temperature {}:\n{}\n", sample_only,
                ck.settings.cell, ck.settings.hidden, ck.vocab.size(), ck.steps, ck.train_loss, temperature, text);
@@ -371,10 +333,10 @@ int run(int argc, char** argv) {
   }
 
   // ---- data: the text, its vocabulary, a held-out tail -----------------------------------
-  const std::string text = text_path.empty() ? std::string(kEssay) : ex::read_text_file(text_path);
+  const std::string text = text_path.empty() ? ex::essay_text() : ex::read_text_file(text_path);
   Checkpoint ck;
   if (!resume.empty()) {
-    ck = read_checkpoint_metadata(resume);
+    ck = read_checkpoint(resume);
     const Settings& s = ck.settings;
     if (s.cell != settings.cell || s.embed != settings.embed || s.hidden != settings.hidden ||
         s.layers != settings.layers)
@@ -402,12 +364,49 @@ int run(int argc, char** argv) {
   // ---- model and optimizer --------------------------------------------------------------
   CharModel model(settings, V);
   if (!resume.empty()) {
-    load_weights(model, resume);
+    load_weights(model, ck, resume);
     fmt::print("resumed from {} ({} steps, train loss {:.4f})\n", resume, ck.steps, ck.train_loss);
   }
   fmt::print("model: Embedding({}, {}) -> {} (H={}, L={}) -> Linear({}, {}): {} parameters\n", V, settings.embed,
              settings.cell, settings.hidden, settings.layers, settings.hidden, V, model.num_parameters());
   optim::Adam opt(model.parameters(), {.lr = lr});
+
+  // The training state (Note [exact resume]): Adam and the generators, then the data
+  // position and carried state if the streams are laid out as when it was saved.
+  State state;
+  int64_t pos = -1;  // the next chunk's position in each stream; -1: draw a fresh one
+  if (!resume.empty() && !ck.tensors.contains("rng.data")) {
+    fmt::print("note: {} holds no optimizer or data state (an older checkpoint): training continues from its "
+               "weights with a fresh Adam and data order, not as an exact continuation\n",
+               resume);
+  } else if (!resume.empty()) {
+    try {
+      opt.load_state_dict(with_prefix(ck.tensors, "optim."));
+    } catch (const Error& e) {
+      throw DataError(fmt::format("checkpoint '{}': optimizer state: {}", resume, e.what()));
+    }
+    opt.set_lr(lr);  // --lr wins over the stored rate (equal when the flags are the same)
+    restore_generator(gen, ck, "rng.data", resume);
+    restore_generator(model.drop->generator(), ck, "rng.dropout", resume);
+    restore_generator(model.stack().dropout_generator(), ck, "rng.rnn_dropout", resume);
+    restore_generator(default_generator(), ck, "rng.default", resume);
+    const bool same_layout = ck.meta.data_pos >= 0 && ck.meta.batch == B && ck.meta.seq == T &&
+                             ck.meta.train_chars == static_cast<int64_t>(train_ids.size());
+    if (same_layout) {
+      pos = ck.meta.data_pos;
+      for (const char* name : {"state.h", "state.c"})
+        if (const Tensor* t = ck.tensors.find(name)) state.push_back(Variable(t->clone()));
+      if (!state.empty() && (state.size() != (settings.cell == "lstm" ? 2u : 1u) ||
+                             state[0].shape() != Shape{settings.layers, B, settings.hidden}))
+        throw DataError(fmt::format("checkpoint '{}': the carried state does not fit --layers {} --batch {} "
+                                    "--hidden {}",
+                                    resume, settings.layers, B, settings.hidden));
+    } else {
+      fmt::print("note: {} was trained on other streams (--batch, --seq or text): the data order starts afresh, "
+                 "not as an exact continuation\n",
+                 resume);
+    }
+  }
 
   // Chunk (b, p): stream b, characters p..p+T-1 of it, predicting p+1..p+T. Each pass over
   // the streams starts at a random offset below T, so chunk borders move between passes.
@@ -432,8 +431,7 @@ int run(int argc, char** argv) {
     val_curve.push_back(initial_val);
   }
   std::fflush(stdout);
-  State state;
-  int64_t pos = gen.randint(0, std::min(T, L - T + 1));
+  if (pos < 0) pos = gen.randint(0, std::min(T, L - T + 1));
   ex::Progress progress("char_lm", steps, true);
   for (int64_t step = 1; step <= steps; ++step) {
     if (pos + T > L) {  // end of the streams: start a new pass from a fresh state
@@ -453,7 +451,7 @@ int run(int argc, char** argv) {
     if (step == 1) initial_loss = l;
     step_x.push_back(static_cast<double>(ck.steps + step));
     train_curve.push_back(l);
-    if (val_ids.size() > 1 && (step % eval_every == 0 || step == steps)) {
+    if (val_ids.size() > 1 && ((ck.steps + step) % eval_every == 0 || step == steps)) {
       val_loss = evaluate(model, val_ids, T);
       val_x.push_back(static_cast<double>(ck.steps + step));
       val_curve.push_back(val_loss);
@@ -473,17 +471,49 @@ int run(int argc, char** argv) {
           : std::accumulate(train_curve.end() - static_cast<std::ptrdiff_t>(tail), train_curve.end(), 0.0) /
                 static_cast<double>(tail);
 
-  // ---- checkpoint: weights, vocabulary and settings --------------------------------------
+  // ---- checkpoint: weights, vocabulary, settings and training state ---------------------
   const int64_t total_steps = ck.steps + steps;
-  save(model, save_path,
-       {{"format", "unroll-char-lm-1"},
-        {"cell", settings.cell},
-        {"embed", std::to_string(settings.embed)},
-        {"hidden", std::to_string(settings.hidden)},
-        {"layers", std::to_string(settings.layers)},
-        {"vocab", vocab.to_metadata()},
-        {"steps", std::to_string(total_steps)},
-        {"train_loss", fmt::format("{}", std::isnan(final_train) ? ck.train_loss : final_train)}});
+  StateDict tensors = model.state_dict();
+  for (const auto& [name, t] : opt.state_dict()) tensors.insert("optim." + name, t);
+  tensors.insert("rng.data", gen.get_state());
+  tensors.insert("rng.dropout", model.drop->generator().get_state());
+  tensors.insert("rng.rnn_dropout", model.stack().dropout_generator().get_state());
+  tensors.insert("rng.default", default_generator().get_state());
+  if (!state.empty()) tensors.insert("state.h", state[0].data());
+  if (state.size() > 1) tensors.insert("state.c", state[1].data());
+  save_safetensors(save_path, tensors,
+                   {{"format", "unroll-char-lm-1"},
+                    {"cell", settings.cell},
+                    {"embed", std::to_string(settings.embed)},
+                    {"hidden", std::to_string(settings.hidden)},
+                    {"layers", std::to_string(settings.layers)},
+                    {"vocab", vocab.to_metadata()},
+                    {"steps", std::to_string(total_steps)},
+                    {"train_loss", fmt::format("{}", std::isnan(final_train) ? ck.train_loss : final_train)},
+                    {"data_pos", std::to_string(pos)},
+                    {"batch", std::to_string(B)},
+                    {"seq", std::to_string(T)},
+                    {"train_chars", std::to_string(train_ids.size())}});
+
+  // ---- trace: every loss, exactly -------------------------------------------------------
+  if (!trace_path.empty()) {
+    std::string lines;
+    size_t v = 0;
+    auto flush_val_until = [&](double step) {  // validation losses up to `step`, in order
+      for (; v < val_x.size() && val_x[v] <= step; ++v)
+        lines += fmt::format("val {} {:.17g}\n", static_cast<int64_t>(val_x[v]), val_curve[v]);
+    };
+    for (size_t i = 0; i < train_curve.size(); ++i) {
+      flush_val_until(step_x[i] - 1);
+      lines += fmt::format("train {} {:.17g}\n", static_cast<int64_t>(step_x[i]), train_curve[i]);
+    }
+    flush_val_until(INFINITY);
+    std::FILE* f = std::fopen(trace_path.c_str(), "wb");
+    if (f == nullptr)
+      throw DataError(fmt::format("cannot write --trace file '{}': {}", trace_path, std::strerror(errno)));
+    const bool ok = std::fwrite(lines.data(), 1, lines.size(), f) == lines.size();
+    if (std::fclose(f) != 0 || !ok) throw DataError(fmt::format("cannot write --trace file '{}'", trace_path));
+  }
 
   // ---- figure: the loss curve ------------------------------------------------------------
   const std::string fig = out + "/char_lm_loss.svg";

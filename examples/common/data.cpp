@@ -102,6 +102,11 @@ CharLmMetadata parse_char_lm_metadata(const Metadata& metadata, const std::strin
   m.vocab = CharVocab::from_metadata(get("vocab"), path);
   m.steps = number("steps");
   m.train_loss = std::strtod(get("train_loss").c_str(), nullptr);
+  auto optional_number = [&](const char* key) { return metadata.count(key) ? number(key) : int64_t{-1}; };
+  m.data_pos = optional_number("data_pos");
+  m.batch = optional_number("batch");
+  m.seq = optional_number("seq");
+  m.train_chars = optional_number("train_chars");
   return m;
 }
 

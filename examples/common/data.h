@@ -60,10 +60,15 @@ struct CharLmMetadata {
   CharVocab vocab{{}};
   int64_t steps = 0;         ///< training steps so far
   double train_loss = 0.0;   ///< as written (strtod: NaN, or 0 if not a number)
+  /// Where the data order stands, for an exact resume (optional keys "data_pos", "batch",
+  /// "seq", "train_chars"; -1 when the checkpoint does not hold them): the position of the
+  /// next chunk in each stream, and the stream layout it refers to.
+  int64_t data_pos = -1, batch = -1, seq = -1, train_chars = -1;
 };
 
 /// Reads and checks char_lm's metadata keys (format "unroll-char-lm-1", cell, embed, hidden,
-/// layers, vocab, steps, train_loss); throws DataError naming `path` and the key.
+/// layers, vocab, steps, train_loss; optionally data_pos, batch, seq, train_chars); throws
+/// DataError naming `path` and the key.
 CharLmMetadata parse_char_lm_metadata(const Metadata& metadata, const std::string& path);
 
 // ---- classify -----------------------------------------------------------------------------
