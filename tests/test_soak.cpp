@@ -20,6 +20,20 @@ using namespace unroll;
 
 namespace {
 
+// Under AddressSanitizer freed memory sits in a quarantine before reuse, so RSS grows with
+// every allocation and says nothing about leaks; the exact live-node and pool counts still do.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssMeaningful = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kRssMeaningful = false;
+#else
+constexpr bool kRssMeaningful = true;
+#endif
+#else
+constexpr bool kRssMeaningful = true;
+#endif
+
 void check_flat(const soak::Report& r) {
   INFO("RSS first ", r.rss_first, " last ", r.rss_last, " max ", r.rss_max, " limit ", r.rss_limit);
   INFO("live_nodes first ", r.nodes_first, " last ", r.nodes_last, " max ", r.nodes_max);
@@ -27,11 +41,15 @@ void check_flat(const soak::Report& r) {
   INFO("loss ", r.loss_start, " -> ", r.loss_end);
   CHECK(r.samples.size() >= 10);
   CHECK(r.rss_first > 0);
-  CHECK(r.rss_ok());
   CHECK(r.nodes_ok());
   CHECK(r.pool_ok());
   CHECK(r.loss_ok());
-  CHECK(r.ok());
+  if (kRssMeaningful) {
+    CHECK(r.rss_ok());
+    CHECK(r.ok());
+  } else {
+    MESSAGE("AddressSanitizer build: RSS not checked (the quarantine holds freed memory)");
+  }
 }
 
 }  // namespace
@@ -115,12 +133,14 @@ ToolRun run_tool(const std::string& args) {
 
 TEST_CASE("the soak program: PASS with exit code 0 and a JSON summary; bad flags exit 2") {
   ToolRun r = run_tool("char_lm --steps 200 --batch 4 --seq 16 --hidden 16 --sample-every 20 --json --quiet");
-  CHECK(r.exit_code == 0);
-  CHECK(r.out.find("PASS") != std::string::npos);
   CHECK(r.out.find("\"mode\": \"char_lm\"") != std::string::npos);
-  CHECK(r.out.find("\"ok\": true") != std::string::npos);
+  if (kRssMeaningful) {  // (see kRssMeaningful: under ASan the RSS check of the program fails by design)
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("PASS") != std::string::npos);
+    CHECK(r.out.find("\"ok\": true") != std::string::npos);
+  }
   r = run_tool("tbptt --length 2000 --sample-every 5 --json --quiet");
-  CHECK(r.exit_code == 0);
+  if (kRssMeaningful) CHECK(r.exit_code == 0);
   CHECK(r.out.find("\"steps\": 40, \"time_steps\": 1999") != std::string::npos);  // 39 chunks of 50, one of 49
   CHECK(run_tool("sideways").exit_code == 2);
   CHECK(run_tool("char_lm --steps ten").exit_code == 2);
