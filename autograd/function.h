@@ -43,9 +43,12 @@ struct Node {
   uint32_t n_inputs = 0;
   Node** inputs = nullptr;  // points at inline_inputs or at a heap array
   Node* inline_inputs[3] = {nullptr, nullptr, nullptr};
-  struct Extra {            // name and hooks: rare, kept off the hot path
+  struct Extra {            // name, hooks, deferred products: rare, kept off the hot path
     std::string name;
     std::vector<std::function<void(const Tensor&)>> hooks;
+    // Thin weight-gradient products a_k^T b_k waiting to be summed in one GEMM during
+    // backward (Note [deferred weight gradients] in autograd/variable.cpp).
+    std::vector<Tensor> pending_a, pending_b;
   };
   std::unique_ptr<Extra> extra;
 
@@ -83,7 +86,9 @@ public:
   void add_narrow(int i, int axis, int64_t start, const Tensor& g);
   /// grad(input i) += op(a) op(b) for 2-D a, b (op = transpose when asked): the GEMM
   /// accumulates straight into an existing gradient (beta = 1), so a weight used at every
-  /// time step costs no temporary per step.
+  /// time step costs no temporary per step. A thin a^T b into a leaf (a weight gradient
+  /// dy^T x of a few rows, e.g. batch 1) is deferred and summed with the other such terms
+  /// in one GEMM when backward reaches the leaf (Note [deferred weight gradients]).
   void add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 private:
   const Node* node_;

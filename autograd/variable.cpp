@@ -86,6 +86,42 @@ Node::Extra& extra_of(Node* n) {
   return *n->extra;
 }
 
+// Note [deferred weight gradients]
+// A weight used at every time step receives one gradient term dy_t^T x_t per step, a GEMM
+// whose depth K is the batch size. At batch 1 that is a rank-1 update: it reads and writes
+// the whole [O,I] gradient to add O*I products, so it is bound by memory, not arithmetic
+// (~10-20 GFLOP/s here, against ~150 for a deep product; it was 28% of a batch-1 LSTM
+// step). So Grads::add_matmul sets thin terms (K <= kDeferRows) into a leaf aside, holding
+// references to dy_t and x_t, and the engine adds them when it reaches the leaf, which in
+// reverse topological order comes after the leaf's last consumer: the rows of all dy_t
+// and of all x_t are stacked and ONE GEMM of depth sum(K) adds the lot into the gradient.
+// The sum is the same; only the rounding order differs, and it is still fixed by the
+// shapes, so runs stay bit-identical. Anomaly mode adds every term at once, so a NaN is
+// still reported by the op that made it. Memory: the held dy_t are [K,O] per use, less than
+// the saved activations backward frees meanwhile. If backward fails part-way, the terms
+// held so far are added before the error leaves, as they would have been without deferral.
+constexpr int64_t kDeferRows = 8;
+
+bool has_pending(const Node* n) { return n->extra && !n->extra->pending_a.empty(); }
+
+void flush_pending(Node* n) {
+  auto& x = *n->extra;
+  Tensor a, b;
+  if (x.pending_a.size() == 1) {
+    a = std::move(x.pending_a[0]);
+    b = std::move(x.pending_b[0]);
+  } else {
+    a = concat(x.pending_a, 0);  // [sum K, O]
+    b = concat(x.pending_b, 0);  // [sum K, I]
+  }
+  x.pending_a.clear();
+  x.pending_b.clear();
+  if (n->grad.defined() && n->grad.unique() && n->grad.dtype() == a.dtype())
+    addmm_(n->grad, a, b, true, false);
+  else
+    accumulate(n, matmul(a, b, true, false));
+}
+
 }  // namespace
 
 // ---- Node -------------------------------------------------------------------------------
@@ -169,6 +205,14 @@ void Grads::add_narrow(int i, int axis, int64_t start, const Tensor& g) {
 void Grads::add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   Node* in = node_->inputs[i];
   if (!in) return;
+  if (in->op == nullptr && !t_anomaly && trans_a && !trans_b && a.ndim() == 2 && b.ndim() == 2 && a.shape()[0] <= kDeferRows &&
+      a.shape()[0] == b.shape()[0] && a.dtype() == b.dtype() && a.dtype() == in->value_dtype() &&
+      in->value_shape().ndim() == 2 && in->value_shape()[0] == a.shape()[1] && in->value_shape()[1] == b.shape()[1]) {
+    Node::Extra& x = extra_of(in);  // Note [deferred weight gradients]
+    x.pending_a.push_back(a);
+    x.pending_b.push_back(b);
+    return;
+  }
   if (in->grad.defined() && in->grad.unique() && in->grad.ndim() == 2 && in->grad.dtype() == a.dtype())
     addmm_(in->grad, a, b, trans_a, trans_b);  // checks the shapes
   else
@@ -336,6 +380,8 @@ static std::vector<Node*> topological_order(Node* root) {
   return order;
 }
 
+static void backward_pass(const std::vector<Node*>& order, bool retain_graph);
+
 static void run_backward(Node* root, Tensor seed, bool retain_graph) {
   UNROLL_CHECK(root->requires_grad,
                "backward: the Variable does not require grad: no input of the ops that made it has "
@@ -358,9 +404,30 @@ static void run_backward(Node* root, Tensor seed, bool retain_graph) {
     else if (n->op) n->grad = Tensor();  // left over from an interrupted backward
   }
   accumulate(root, std::move(seed));
+  try {
+    backward_pass(order, retain_graph);
+  } catch (...) {
+    // Note [deferred weight gradients]: add what was held, then let the error go.
+    for (Node* n : order)
+      if (has_pending(n)) {
+        try {
+          flush_pending(n);
+        } catch (...) {
+          n->extra->pending_a.clear();
+          n->extra->pending_b.clear();
+        }
+      }
+    for (auto& [n, old] : stashed) accumulate(n, std::move(old));  // gradients of earlier calls stay
+    throw;
+  }
+  for (auto& [n, old] : stashed)
+    accumulate(n, std::move(old));
+}
 
+static void backward_pass(const std::vector<Node*>& order, bool retain_graph) {
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* n = *it;
+    if (has_pending(n)) flush_pending(n);  // all consumers of n have run
     if (!n->grad.defined()) continue;  // no path from the root reached it
     if (t_anomaly && !all_finite(n->grad)) fail("anomaly: the gradient of {} contains NaN or Inf", describe(n));
     if (n->extra)
@@ -378,8 +445,6 @@ static void run_backward(Node* root, Tensor seed, bool retain_graph) {
     }
     if (!n->retain_grad) n->grad = Tensor();
   }
-  for (auto& [n, old] : stashed)
-    accumulate(n, std::move(old));
 }
 
 void Variable::backward(BackwardOptions opt) const {
