@@ -332,7 +332,7 @@ Variable softmax(const Variable& x, int axis) {
   axis = normalize_axis("softmax", axis, x.ndim());
   Tensor y = softmax(x.data(), axis);
   return record("softmax", y, {x}, [y, axis](const Tensor& dy, Grads& g) {
-    g.add(0, y * (dy - sum(dy * y, axis, true)));
+    g.add(0, softmax_backward(dy, y, axis));  // y * (dy - sum(dy * y))
   });
 }
 
@@ -341,7 +341,7 @@ Variable log_softmax(const Variable& x, int axis) {
   axis = normalize_axis("log_softmax", axis, x.ndim());
   Tensor y = log_softmax(x.data(), axis);
   return record("log_softmax", y, {x}, [y, axis](const Tensor& dy, Grads& g) {
-    g.add(0, dy - exp(y) * sum(dy, axis, true));
+    g.add(0, log_softmax_backward(dy, y, axis));  // dy - e^y * sum(dy)
   });
 }
 

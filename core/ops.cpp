@@ -339,6 +339,19 @@ UNROLL_CLONES void exp_shifted_f32(float* __restrict o, const float* __restrict 
     o[i] = y != y ? y : (y >= -87.3f ? e : 0.0f);
   }
 }
+/// o[i] = g[i] - e^(y[i]) * s (log_softmax backward; y are log-probabilities, <= 0):
+/// e^y is 0 below -87.3 (and for -inf), like exp_shifted_f32, and inf above 88; NaN in y
+/// gives NaN.
+UNROLL_CLONES void log_softmax_grad_f32(float* __restrict o, const float* __restrict g, const float* __restrict y,
+                                        float s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = y[i];
+    const float lo = v > -87.3f ? v : -87.3f;  // NaN -> -87.3 (replaced below)
+    const float e = exp_core(lo < 88.0f ? lo : 88.0f);
+    const float ev = v >= -87.3f ? (v <= 88.0f ? e : HUGE_VALF) : 0.0f;
+    o[i] = g[i] - (v != v ? v : ev) * s;
+  }
+}
 /// Sum of n floats in 16 interleaved partial sums (vectorisable; a fixed order, so the
 /// same bits on every clone).
 UNROLL_CLONES float sum_f32(const float* __restrict x, int64_t n) {
@@ -941,6 +954,57 @@ Tensor softmax_impl(const char* op, const Tensor& x, int axis) {
 
 Tensor softmax(const Tensor& x, int axis) { return softmax_impl<false>("softmax", x, axis); }
 Tensor log_softmax(const Tensor& x, int axis) { return softmax_impl<true>("log_softmax", x, axis); }
+
+namespace {
+
+/// The backward of softmax (Log = false: dx = y * (dy - sum(dy * y))) or log_softmax
+/// (Log = true: dx = dy - e^y * sum(dy)), sums along `axis`, in one pass per row and one
+/// output tensor instead of four passes and three temporaries.
+template <bool Log>
+Tensor softmax_backward_impl(const char* op, const Tensor& dy, const Tensor& y, int axis) {
+  check_defined(op, dy);
+  check_defined(op, y);
+  check_same_dtype(op, dy, y);
+  UNROLL_CHECK(dy.shape() == y.shape(), "{}: gradient {} and output {} differ in shape", op, dy.shape(), y.shape());
+  const int ax = normalize_axis(op, axis, y.ndim());
+  const Axis3 v = view3(y.shape(), ax);
+  Tensor out;
+  dispatch_float(op, y.dtype(), [&]<typename T>() {
+    out = Tensor::empty(y.shape(), y.dtype());
+    if (y.numel() == 0) return;
+    const T* pg = dy.data<T>();
+    const T* py = y.data<T>();
+    T* po = out.data<T>();
+    const int64_t n = v.n, st = v.inner;
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t j = 0; j < st; ++j) {
+        const int64_t base = o * n * st + j;
+        const T* g = pg + base;
+        const T* yr = py + base;
+        T* d = po + base;
+        if constexpr (Log && std::is_same_v<T, float>) {
+          if (st == 1) {
+            log_softmax_grad_f32(d, g, yr, sum_f32(g, n), n);
+            continue;
+          }
+        }
+        T total = 0;
+        for (int64_t k = 0; k < n; ++k) total += Log ? g[k * st] : g[k * st] * yr[k * st];
+        for (int64_t k = 0; k < n; ++k)
+          d[k * st] = Log ? g[k * st] - std::exp(yr[k * st]) * total : yr[k * st] * (g[k * st] - total);
+      }
+  });
+  return out;
+}
+
+}  // namespace
+
+Tensor softmax_backward(const Tensor& dy, const Tensor& y, int axis) {
+  return softmax_backward_impl<false>("softmax_backward", dy, y, axis);
+}
+Tensor log_softmax_backward(const Tensor& dy, const Tensor& y, int axis) {
+  return softmax_backward_impl<true>("log_softmax_backward", dy, y, axis);
+}
 
 // ---- where / masked_fill (broadcasting selections) ---------------------------------------
 

@@ -249,6 +249,10 @@ Tensor argmax(const Tensor& x, int axis, bool keepdim = false);  ///< I64; first
 /// softmax / log_softmax along an axis, stable (the maximum is subtracted first).
 Tensor softmax(const Tensor& x, int axis);
 Tensor log_softmax(const Tensor& x, int axis);
+/// Their backward in one pass, y the op's output: softmax dy -> y * (dy - sum(dy * y)),
+/// log_softmax dy -> dy - e^y * sum(dy) (sums along the axis).
+Tensor softmax_backward(const Tensor& dy, const Tensor& y, int axis);
+Tensor log_softmax_backward(const Tensor& dy, const Tensor& y, int axis);
 
 // ---- shape ops (all return contiguous tensors) -----------------------------------------
 Tensor reshape(const Tensor& x, const Shape& shape);

@@ -80,6 +80,35 @@ TEST_CASE("tanh_backward and sigmoid_backward match their formulas bit for bit")
                        "tanh_backward: gradient [2] and output [3] differ in shape", Error);
 }
 
+TEST_CASE("softmax_backward and log_softmax_backward match their formulas along any axis") {
+  Generator gen(8);
+  for (int axis : {0, 1, 2, -1}) {
+    const Tensor x = randn({3, 5, 37}, gen, DType::F64), dy = randn({3, 5, 37}, gen, DType::F64);
+    const Tensor p = softmax(x, axis), lp = log_softmax(x, axis);
+    CHECK(allclose(softmax_backward(dy, p, axis), p * (dy - sum(dy * p, axis, true)), 1e-14, 1e-14));
+    CHECK(allclose(log_softmax_backward(dy, lp, axis), dy - exp(lp) * sum(dy, axis, true), 1e-14, 1e-14));
+    // float32: the contiguous last axis takes the vectorised exp (Note [fast float transcendentals])
+    const Tensor x32 = x.to(DType::F32), dy32 = dy.to(DType::F32), lp32 = log_softmax(x32, axis);
+    const Tensor ref = dy - exp(lp32.to(DType::F64)) * sum(dy, axis, true);
+    CHECK(allclose(log_softmax_backward(dy32, lp32, axis).to(DType::F64), ref, 1e-5, 1e-5));
+  }
+  // Rows with -inf (masked) log-probabilities and a NaN keep their meaning.
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  const Tensor lp = tensor({0.0, -inf, -1e30, -100.0, -0.5, nan}, {1, 6});
+  const Tensor g = tensor({1.0, 2.0, 3.0, 4.0, 5.0, 6.0}, {1, 6});
+  const std::vector<double> d = log_softmax_backward(g, lp, 1).to_vector();  // float32
+  CHECK(d[0] == doctest::Approx(1.0 - 21.0));
+  CHECK(d[1] == 2.0);
+  CHECK(d[2] == 3.0);
+  CHECK(d[3] == 4.0);  // e^-100 * 21 is below float resolution of 4
+  CHECK(d[4] == doctest::Approx(5.0 - std::exp(-0.5) * 21.0));
+  CHECK(std::isnan(d[5]));
+  CHECK_THROWS_WITH_AS(log_softmax_backward(zeros({2, 3}), zeros({3, 2}), 1),
+                       "log_softmax_backward: gradient [2,3] and output [3,2] differ in shape", Error);
+  CHECK_THROWS_WITH_AS(softmax_backward(zeros({2, 3}), zeros({2, 3}, DType::F64), 1), doctest::Contains("softmax_backward"),
+                       Error);
+}
+
 TEST_CASE("float tanh and sigmoid are within a few ulp of double precision, saturate, and keep NaN") {
   std::vector<double> xs;
   for (double x = -30; x <= 30; x += 0.00731) xs.push_back(x);
