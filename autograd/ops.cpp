@@ -472,7 +472,9 @@ Variable index_select(const Variable& x, int axis, const Tensor& idx) {
   Tensor y = index_select(x.data(), axis, idx);  // validates
   axis = normalize_axis("index_select", axis, x.ndim());
   return record("index_select", y, {x}, [idx, in = x.shape(), axis](const Tensor& dy, Grads& g) {
-    g.add(0, index_add(zeros(in, dy.dtype()), axis, idx, dy));
+    Tensor dx = zeros(in, dy.dtype());
+    index_add_(dx, axis, idx, dy);
+    g.add(0, std::move(dx));
   });
 }
 
@@ -481,7 +483,9 @@ Variable gather(const Variable& x, int axis, const Tensor& idx) {
   Tensor y = gather(x.data(), axis, idx);  // validates
   axis = normalize_axis("gather", axis, x.ndim());
   return record("gather", y, {x}, [idx, in = x.shape(), axis](const Tensor& dy, Grads& g) {
-    g.add(0, scatter_add(zeros(in, dy.dtype()), axis, idx, dy));
+    Tensor dx = zeros(in, dy.dtype());
+    scatter_add_(dx, axis, idx, dy);
+    g.add(0, std::move(dx));
   });
 }
 

@@ -386,6 +386,13 @@ Tensor index_select(const Tensor& x, int axis, const Tensor& idx) {
 
 Tensor index_add(const Tensor& dst, int axis, const Tensor& idx, const Tensor& src) {
   check_defined("index_add", dst);
+  Tensor out = dst.clone();
+  index_add_(out, axis, idx, src);
+  return out;
+}
+
+void index_add_(Tensor& dst, int axis, const Tensor& idx, const Tensor& src) {
+  check_defined("index_add", dst);
   check_defined("index_add", src);
   check_index_vector("index_add", idx);
   const int ax = normalize_axis("index_add", axis, dst.ndim());
@@ -396,10 +403,8 @@ Tensor index_add(const Tensor& dst, int axis, const Tensor& idx, const Tensor& s
   UNROLL_CHECK(src.dtype() == dst.dtype(), "index_add: dtypes {} and {} differ", dst.dtype(), src.dtype());
   const Axis3 v = view3(dst.shape(), ax);
   check_index_range("index_add", idx, v.n, axis, dst.shape());
-  Tensor out;
   dispatch_float("index_add", dst.dtype(), [&]<typename T>() {
-    out = dst.clone();
-    T* po = out.data<T>();
+    T* po = dst.data<T>();
     const T* ps = src.data<T>();
     const int64_t* pi = idx.data<int64_t>();
     const int64_t m = idx.numel();
@@ -410,7 +415,6 @@ Tensor index_add(const Tensor& dst, int axis, const Tensor& idx, const Tensor& s
         for (int64_t j = 0; j < v.inner; ++j) orow[j] += srow[j];
       }
   });
-  return out;
 }
 
 namespace {
@@ -451,6 +455,13 @@ Tensor gather(const Tensor& x, int axis, const Tensor& idx) {
 
 Tensor scatter_add(const Tensor& dst, int axis, const Tensor& idx, const Tensor& src) {
   check_defined("scatter_add", dst);
+  Tensor out = dst.clone();
+  scatter_add_(out, axis, idx, src);
+  return out;
+}
+
+void scatter_add_(Tensor& dst, int axis, const Tensor& idx, const Tensor& src) {
+  check_defined("scatter_add", dst);
   check_defined("scatter_add", src);
   const int ax = normalize_axis("scatter_add", axis, dst.ndim());
   const Axis3 vi = check_gather_index("scatter_add", dst, ax, axis, idx);
@@ -458,10 +469,8 @@ Tensor scatter_add(const Tensor& dst, int axis, const Tensor& idx, const Tensor&
                src.shape(), idx.shape());
   UNROLL_CHECK(src.dtype() == dst.dtype(), "scatter_add: dtypes {} and {} differ", dst.dtype(), src.dtype());
   const int64_t n = dst.shape()[ax];
-  Tensor out;
   dispatch_float("scatter_add", dst.dtype(), [&]<typename T>() {
-    out = dst.clone();
-    T* po = out.data<T>();
+    T* po = dst.data<T>();
     const T* ps = src.data<T>();
     const int64_t* pi = idx.data<int64_t>();
     for (int64_t o = 0; o < vi.outer; ++o)
@@ -470,7 +479,6 @@ Tensor scatter_add(const Tensor& dst, int axis, const Tensor& idx, const Tensor&
         for (int64_t j = 0; j < vi.inner; ++j) po[(o * n + pi[base + j]) * vi.inner + j] += ps[base + j];
       }
   });
-  return out;
 }
 
 }  // namespace unroll

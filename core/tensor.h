@@ -287,6 +287,9 @@ Tensor gather(const Tensor& x, int axis, const Tensor& idx);
 /// The adjoints: dst (a copy, returned) += src at the indexed positions.
 Tensor index_add(const Tensor& dst, int axis, const Tensor& idx, const Tensor& src);
 Tensor scatter_add(const Tensor& dst, int axis, const Tensor& idx, const Tensor& src);
+/// The same, adding into dst in place (no copy).
+void index_add_(Tensor& dst, int axis, const Tensor& idx, const Tensor& src);
+void scatter_add_(Tensor& dst, int axis, const Tensor& idx, const Tensor& src);
 /// cond ? a : b elementwise, cond nonzero meaning true; all three broadcast.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 /// x with `value` where mask is nonzero (mask broadcasts to x).

@@ -464,6 +464,8 @@ TEST_CASE("bad input: core shape ops and indexing") {
       {"scatter_add: index out of range", [] { scatter_add(f32({2, 3}), 1, indices({3, 0}, {2, 1}), f32({2, 1})); }, "scatter_add"},
       {"scatter_add: negative index", [] { scatter_add(f32({2, 3}), 1, indices({-1, 0}, {2, 1}), f32({2, 1})); }, "scatter_add"},
       {"scatter_add: source shape", [] { scatter_add(f32({2, 3}), 1, indices({0, 0}, {2, 1}), f32({2, 2})); }, "scatter_add"},
+      {"scatter_add_: index out of range", [] { Tensor d = f32({2, 3}); scatter_add_(d, 1, indices({3, 0}, {2, 1}), f32({2, 1})); }, "scatter_add"},
+      {"index_add_: index out of range", [] { Tensor d = f32({4, 2}); index_add_(d, 0, indices({9}), f32({1, 2})); }, "index_add"},
   });
   check_all(std::vector<Defined>{
       {"slice clamps like Python",

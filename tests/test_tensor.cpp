@@ -553,6 +553,16 @@ TEST_CASE("gather and scatter_add") {
   CHECK_THROWS_WITH_AS(scatter_add(zeros({2, 3}), 1, idx, ones({2, 3})),
                        "scatter_add: source of shape [2,3] must have the indices' shape [2,2]", Error);
   CHECK_THROWS_WITH_AS(gather(x, 1, tensor({0, 1, 0, 1}, {2, 2})), "gather: indices must be int64, got float32", Error);
+  // The in-place forms add into their destination and equal the copying forms.
+  Tensor d = ones({2, 3});
+  scatter_add_(d, 1, idx, tensor({1, 2, 10, 20}, {2, 2}));
+  check_values(d, {2, 3}, {3, 1, 2, 1, 31, 1});
+  Tensor e = ones({4, 3});
+  index_add_(e, 0, indices({3, 0, 3}), tensor({1, 2, 3, 4, 5, 6, 7, 8, 9}, {3, 3}));
+  CHECK(equal(e, index_add(ones({4, 3}), 0, indices({3, 0, 3}), tensor({1, 2, 3, 4, 5, 6, 7, 8, 9}, {3, 3}))));
+  check_values(e, {4, 3}, {5, 6, 7, 1, 1, 1, 1, 1, 1, 9, 11, 13});
+  CHECK_THROWS_WITH_AS(scatter_add_(d, 1, idx, ones({2, 3})),
+                       "scatter_add: source of shape [2,3] must have the indices' shape [2,2]", Error);
 }
 
 TEST_CASE("where and masked_fill") {
