@@ -67,10 +67,5 @@ static int run(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const unroll::Error& e) {  // bad flag values: the message names them
-    fmt::print(stderr, "{}: {}\n", argv[0], e.what());
-    return 2;
-  }
+  return guarded_main("adding", argc, argv, run, on_error<unroll::Error>(ErrorPrefix::argv0, 2));  // bad flag values
 }

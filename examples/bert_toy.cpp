@@ -634,13 +634,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const unroll::Error& e) {  // its message names the program or the op
-    fmt::print(stderr, "{}\n", e.what());
-    return 1;
-  } catch (const DataError& e) {  // a file that cannot be read (common/data.h)
-    fmt::print(stderr, "bert_toy: {}\n", e.what());
-    return 1;
-  }
+  // unroll::Error: its message names the program or the op; DataError: a file that cannot be read
+  return guarded_main("bert_toy", argc, argv, run, on_error<unroll::Error>(ErrorPrefix::none, 1),
+                      on_error<DataError>(ErrorPrefix::program, 1));
 }

@@ -572,13 +572,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const UsageError& e) {
-    fmt::print(stderr, "char_lm: {}\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "char_lm: error: {}\n", e.what());
-    return 1;
-  }
+  return ex::guarded_main("char_lm", argc, argv, run, ex::on_error<UsageError>(ex::ErrorPrefix::program, 2));
 }

@@ -400,10 +400,5 @@ int run(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {  // bad input or flag values: the message names them
-    fmt::print(stderr, "classify: error: {}\n", e.what());
-    return 1;
-  }
+  return guarded_main("classify", argc, argv, run);  // bad input or flag values: the message names them
 }

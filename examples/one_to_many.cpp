@@ -264,13 +264,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::invalid_argument& e) {
-    fmt::print(stderr, "one_to_many: {}\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "one_to_many: error: {}\n", e.what());
-    return 1;
-  }
+  return ex::guarded_main("one_to_many", argc, argv, run,
+                          ex::on_error<std::invalid_argument>(ex::ErrorPrefix::program, 2));
 }

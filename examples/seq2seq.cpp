@@ -401,10 +401,5 @@ int run(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const unroll::Error& e) {
-    fmt::print(stderr, "{}\n", e.what());
-    return 1;
-  }
+  return guarded_main("seq2seq", argc, argv, run, on_error<unroll::Error>(ErrorPrefix::none, 1));
 }

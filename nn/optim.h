@@ -207,24 +207,60 @@ private:
 };
 
 // ---- learning-rate schedules (torch.optim.lr_scheduler, closed forms) ---------------------
+//
+// Note [scheduler state_dict]
+// state_dict() is torch.optim.lr_scheduler.LRScheduler.state_dict() (every attribute but the
+// optimizer) flattened into named tensors as in Note [optimizer state_dict], in PyTorch's order:
+//   the schedule's settings   "step_size" int64 [], "gamma" float64 [] (StepLR); "gamma"
+//                             (ExponentialLR); "T_max" int64 [], "eta_min" float64 []
+//                             (CosineAnnealingLR)
+//   "base_lrs.0"  float64 []  the learning rate at epoch 0
+//   "last_epoch"  int64 []    the epochs stepped so far
+//   "_last_lr.0"  float64 []  the lr set by the last step
+// PyTorch's bookkeeping (_step_count, verbose, _get_lr_called_within_step) has no counterpart
+// here. As in PyTorch, load_state_dict replaces the settings the schedule was made with and
+// leaves the optimizer's lr alone (the optimizer's own state_dict holds it): load both, and
+// every later step() sets the lr the uninterrupted run would have set.
 
 /// A schedule owns the optimizer's learning rate: base_lr is the optimizer's lr when the
 /// schedule is made (epoch 0); each step() moves to the next epoch and sets the lr.
 class LRScheduler {
 public:
-  explicit LRScheduler(Optimizer& optimizer);
+  /// name (e.g. "StepLR") is used in errors.
+  explicit LRScheduler(Optimizer& optimizer, const char* name = "LRScheduler");
   virtual ~LRScheduler() = default;
   void step();                            ///< epoch += 1; optimizer.set_lr(lr_at(epoch))
   double last_lr() const { return last_lr_; }  ///< the lr set by the last step (base_lr at first)
   int64_t last_epoch() const { return epoch_; }
   double base_lr() const { return base_lr_; }
   virtual double lr_at(int64_t epoch) const = 0;
+  /// The epoch, base and last learning rates and the settings, keyed as in
+  /// Note [scheduler state_dict] (torch.optim.lr_scheduler.LRScheduler.state_dict).
+  StateDict state_dict() const;
+  /// Restores a state_dict() of a schedule of the same kind. Every key is checked; a missing,
+  /// unexpected or invalid one is an error that names it, and then nothing changes
+  /// (torch.optim.lr_scheduler.LRScheduler.load_state_dict).
+  void load_state_dict(const StateDict& state);
 
 protected:
+  /// One setting of a schedule (e.g. StepLR's step_size) under PyTorch's name; an integer
+  /// one is stored as int64.
+  struct Setting {
+    const char* name;
+    double value;
+    bool integer;
+  };
+  /// The schedule's settings, in PyTorch's order (none for a schedule without any).
+  virtual std::vector<Setting> settings() const { return {}; }
+  /// Takes settings read by load_state_dict (in settings() order) after checking them all,
+  /// as the constructor does; an invalid one throws and changes nothing.
+  virtual void set_settings(const std::vector<double>& /*values*/) {}
+
   Optimizer& optimizer_;
   double base_lr_;
 
 private:
+  const char* name_;
   int64_t epoch_ = 0;
   double last_lr_;
 };
@@ -234,6 +270,9 @@ class StepLR : public LRScheduler {
 public:
   StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
   double lr_at(int64_t epoch) const override;
+protected:
+  std::vector<Setting> settings() const override;
+  void set_settings(const std::vector<double>& values) override;
 private:
   int64_t step_size_;
   double gamma_;
@@ -244,6 +283,9 @@ class ExponentialLR : public LRScheduler {
 public:
   ExponentialLR(Optimizer& optimizer, double gamma);
   double lr_at(int64_t epoch) const override;
+protected:
+  std::vector<Setting> settings() const override;
+  void set_settings(const std::vector<double>& values) override;
 private:
   double gamma_;
 };
@@ -254,6 +296,9 @@ class CosineAnnealingLR : public LRScheduler {
 public:
   CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min = 0.0);
   double lr_at(int64_t epoch) const override;
+protected:
+  std::vector<Setting> settings() const override;
+  void set_settings(const std::vector<double>& values) override;
 private:
   int64_t T_max_;
   double eta_min_;

@@ -40,46 +40,14 @@ environment knobs (UNROLL_WERROR=ON, UNROLL_CMAKE_ARGS, UNROLL_JOBS, ...).
 EOF
 }
 
-log() { printf '\n==> %s\n' "$*" >&2; }
-die() { printf 'dev.sh: error: %s\n' "$*" >&2; exit 1; }
-run() {
-  printf '+' >&2
-  printf ' %q' "$@" >&2
-  printf '\n' >&2
-  "$@"
-}
+# log, die, run; install_debian_packages
+source "$ROOT/scripts/lib/log.sh"
+source "$ROOT/scripts/lib/deps.sh"
 abspath() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$ROOT/$1" ;; esac; }
 
 # ---------------------------------------------------------------------------------------
 cmd_deps() {
-  if [ "${UNROLL_SKIP_DEPS:-0}" = 1 ]; then
-    log "deps: skipped (UNROLL_SKIP_DEPS=1)"
-    return 0
-  fi
-  if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
-    log "deps: not a Debian system; please install cmake, a C++20 compiler, fmt, doctest (and ninja) yourself"
-    command -v cmake >/dev/null 2>&1 || die "cmake not found"
-    return 0
-  fi
-  local missing=() pkg
-  for pkg in "${PACKAGES[@]}"; do
-    if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
-      missing+=("$pkg")
-    fi
-  done
-  if [ ${#missing[@]} -eq 0 ]; then
-    log "deps: all present (${PACKAGES[*]})"
-    return 0
-  fi
-  log "deps: installing ${missing[*]}"
-  local sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install ${missing[*]} by hand"
-    sudo=(sudo)
-  fi
-  run ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update
-  run ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends "${missing[@]}"
+  install_debian_packages --hint "cmake, a C++20 compiler, fmt, doctest (and ninja)" --require cmake "${PACKAGES[@]}"
 }
 
 # configure <build dir> [cmake args...]

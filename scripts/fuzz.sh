@@ -29,14 +29,9 @@ CLANGXX=${CXX:-clang++}
 case $CLANGXX in *clang*) ;; *) CLANGXX=clang++ ;; esac
 
 usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-log() { printf '\n==> %s\n' "$*" >&2; }
-die() { printf 'fuzz.sh: error: %s\n' "$*" >&2; exit 1; }
-run() {
-  printf '+' >&2
-  printf ' %q' "$@" >&2
-  printf '\n' >&2
-  "$@"
-}
+# log, die, run; install_debian_packages
+source "$ROOT/scripts/lib/log.sh"
+source "$ROOT/scripts/lib/deps.sh"
 
 SECONDS_PER_TARGET=30
 RUNS=""
@@ -65,23 +60,6 @@ done
 [ -z "$RUNS" ] || [[ $RUNS =~ ^[0-9]+$ ]] || die "--runs must be a whole number, got '$RUNS'"
 
 # ---- dependencies: clang and the libFuzzer runtime (compiler-rt) ---------------------------
-apt_install() {
-  local sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install $* by hand"
-    sudo=(sudo)
-  fi
-  run ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update
-  run ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
-}
-
-missing_packages() {
-  local pkg
-  for pkg in "$@"; do
-    if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then printf '%s\n' "$pkg"; fi
-  done
-}
-
 # True when clang can link a libFuzzer program with ASan and UBSan.
 libfuzzer_works() {
   local tmp
@@ -94,24 +72,13 @@ libfuzzer_works() {
 }
 
 deps() {
-  if [ "${UNROLL_SKIP_DEPS:-0}" = 1 ]; then
-    log "deps: skipped (UNROLL_SKIP_DEPS=1)"
-  elif command -v dpkg >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    local missing
-    mapfile -t missing < <(missing_packages cmake ninja-build libfmt-dev clang)
-    if [ ${#missing[@]} -gt 0 ]; then
-      log "deps: installing ${missing[*]}"
-      apt_install "${missing[@]}"
-    fi
-    if ! libfuzzer_works; then
-      # Debian ships libFuzzer with compiler-rt: libclang-rt-<major>-dev for clang <major>.
-      local major
-      major=$("$CLANGXX" -dumpversion | cut -d. -f1)
-      log "deps: clang $major cannot link -fsanitize=fuzzer; installing libclang-rt-$major-dev"
-      apt_install "libclang-rt-$major-dev"
-    fi
-  else
-    log "deps: not a Debian system; please install cmake, clang with libFuzzer and fmt yourself"
+  install_debian_packages --hint "cmake, clang with libFuzzer and fmt" cmake ninja-build libfmt-dev clang
+  if debian_deps_enabled && ! libfuzzer_works; then
+    # Debian ships libFuzzer with compiler-rt: libclang-rt-<major>-dev for clang <major>.
+    local major
+    major=$("$CLANGXX" -dumpversion | cut -d. -f1)
+    log "deps: clang $major cannot link -fsanitize=fuzzer; installing libclang-rt-$major-dev"
+    install_debian_packages "libclang-rt-$major-dev"
   fi
   command -v "$CLANGXX" >/dev/null 2>&1 || die "$CLANGXX not found"
   libfuzzer_works || die "$CLANGXX cannot link -fsanitize=fuzzer,address,undefined (is compiler-rt installed?)"

@@ -31,50 +31,12 @@ JOBS=${UNROLL_JOBS:-2}
 BUILD_DIR=${UNROLL_VALGRIND_BUILD_DIR:-build-valgrind}
 PACKAGES=(cmake g++ ninja-build libfmt-dev valgrind)
 
-log() { printf '\n==> %s\n' "$*" >&2; }
-die() { printf 'valgrind.sh: error: %s\n' "$*" >&2; exit 1; }
-run() {
-  printf '+' >&2
-  printf ' %q' "$@" >&2
-  printf '\n' >&2
-  "$@"
-}
-
-# The same install logic as scripts/dev.sh deps: missing Debian packages, apt-get update
-# first, as root or through sudo.
-deps() {
-  if [ "${UNROLL_SKIP_DEPS:-0}" = 1 ]; then
-    log "deps: skipped (UNROLL_SKIP_DEPS=1)"
-    return 0
-  fi
-  if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
-    log "deps: not a Debian system; please install cmake, a C++20 compiler, fmt and valgrind yourself"
-    command -v valgrind >/dev/null 2>&1 || die "valgrind not found"
-    return 0
-  fi
-  local missing=() pkg
-  for pkg in "${PACKAGES[@]}"; do
-    if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
-      missing+=("$pkg")
-    fi
-  done
-  if [ ${#missing[@]} -eq 0 ]; then
-    log "deps: all present (${PACKAGES[*]})"
-    return 0
-  fi
-  log "deps: installing ${missing[*]}"
-  local sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install ${missing[*]} by hand"
-    sudo=(sudo)
-  fi
-  run ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update
-  run ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends "${missing[@]}"
-}
+# log, die, run; install_debian_packages
+source "$ROOT/scripts/lib/log.sh"
+source "$ROOT/scripts/lib/deps.sh"
 
 start=$(date +%s)
-deps
+install_debian_packages --hint "cmake, a C++20 compiler, fmt and valgrind" --require valgrind "${PACKAGES[@]}"
 
 log "build: $BUILD_DIR (RelWithDebInfo: -O2 -g), examples char_lm adding classify seq2seq"
 args=(-S "$ROOT" -B "$BUILD_DIR")

@@ -10,6 +10,8 @@
 #include "nn/optim.h"
 
 #include <cmath>
+#include <memory>
+#include <string>
 #include <vector>
 
 using namespace unroll;
@@ -315,6 +317,174 @@ TEST_CASE("learning-rate schedules follow PyTorch's closed forms and drive the o
   SGD opt({p}, 0.1);
   CHECK_THROWS_WITH_AS(StepLR(opt, 0), doctest::Contains("StepLR: step_size must be positive, got 0"), Error);
   CHECK_THROWS_WITH_AS(CosineAnnealingLR(opt, -1), doctest::Contains("T_max must be positive"), Error);
+}
+
+namespace {
+
+// A schedule of each kind over `opt`; `other` gives other settings than the checkpointed
+// run's (load_state_dict must replace them).
+std::unique_ptr<LRScheduler> make_schedule(const std::string& kind, Optimizer& opt, bool other = false) {
+  if (kind == "StepLR") return std::make_unique<StepLR>(opt, other ? 1 : 3, other ? 0.9 : 0.5);
+  if (kind == "ExponentialLR") return std::make_unique<ExponentialLR>(opt, other ? 0.5 : 0.8);
+  return std::make_unique<CosineAnnealingLR>(opt, other ? 2 : 7, other ? 0.0 : 1e-3);
+}
+
+struct Trace {
+  Vec lrs;    // the scheduler's last_lr after each step
+  Vec theta;  // the parameter after each optimizer step
+};
+
+// SGD with momentum on one parameter, loss 0.5 θ² (gradient θ), one schedule step per update.
+void train(SGD& opt, LRScheduler& sched, Variable& p, int steps, Trace& out) {
+  for (int i = 0; i < steps; ++i) {
+    p.set_grad(p.data().clone());
+    opt.step();
+    sched.step();
+    out.lrs.push_back(sched.last_lr());
+    out.theta.push_back(p.data().item());
+    CHECK(opt.lr() == sched.last_lr());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a schedule restored from its state_dict mid-run sets exactly the learning rates of an uninterrupted run") {
+  for (const std::string kind : {"StepLR", "ExponentialLR", "CosineAnnealingLR"}) {
+    CAPTURE(kind);
+    constexpr int kBefore = 5, kAfter = 9;
+    Trace whole;
+    {
+      Variable p(tensor({2.0}, {1}, DType::F64), true);
+      SGD opt({p}, SGDOptions{.lr = 0.1, .momentum = 0.9});
+      auto sched = make_schedule(kind, opt);
+      train(opt, *sched, p, kBefore + kAfter, whole);
+    }
+    Trace resumed;
+    const std::string path = std::string(UNROLL_TEST_TMPDIR "/sched_") + kind + ".safetensors";
+    Tensor theta;
+    {
+      Variable p(tensor({2.0}, {1}, DType::F64), true);
+      SGD opt({p}, SGDOptions{.lr = 0.1, .momentum = 0.9});
+      auto sched = make_schedule(kind, opt);
+      train(opt, *sched, p, kBefore, resumed);
+      StateDict ck;
+      for (const auto& [name, t] : opt.state_dict()) ck.insert("optim." + name, t);
+      for (const auto& [name, t] : sched->state_dict()) ck.insert("sched." + name, t);
+      save_safetensors(path, ck);
+      theta = p.data().clone();
+    }
+    {
+      // A fresh run with another lr and other settings, restored from the file.
+      const SafetensorsFile file = load_safetensors(path);
+      StateDict optim_state, sched_state;
+      for (const auto& [name, t] : file.tensors) {
+        if (name.rfind("optim.", 0) == 0) optim_state.insert(name.substr(6), t);
+        if (name.rfind("sched.", 0) == 0) sched_state.insert(name.substr(6), t);
+      }
+      Variable p(theta, true);
+      SGD opt({p}, SGDOptions{.lr = 0.7, .momentum = 0.9});
+      auto sched = make_schedule(kind, opt, true);
+      opt.load_state_dict(optim_state);
+      sched->load_state_dict(sched_state);
+      CHECK(sched->last_epoch() == kBefore);
+      CHECK(sched->base_lr() == 0.1);
+      CHECK(sched->last_lr() == whole.lrs[kBefore - 1]);
+      CHECK(opt.lr() == whole.lrs[kBefore - 1]);
+      train(opt, *sched, p, kAfter, resumed);
+    }
+    REQUIRE(resumed.lrs.size() == whole.lrs.size());
+    for (size_t i = 0; i < whole.lrs.size(); ++i) {
+      CAPTURE(i);
+      CHECK(resumed.lrs[i] == whole.lrs[i]);  // bit for bit
+      CHECK(resumed.theta[i] == whole.theta[i]);
+    }
+  }
+}
+
+TEST_CASE("scheduler state_dict keys, dtypes and order follow torch.optim.lr_scheduler") {
+  Variable p(tensor({1.0}, {1}, DType::F64), true);
+  SGD opt({p}, 0.1);
+  StepLR step(opt, 3, 0.5);
+  step.step();
+  step.step();
+  step.step();
+  const StateDict sd = step.state_dict();
+  std::vector<std::string> keys;
+  for (const auto& item : sd) keys.push_back(item.first);
+  CHECK(keys == std::vector<std::string>{"step_size", "gamma", "base_lrs.0", "last_epoch", "_last_lr.0"});
+  CHECK(sd.at("step_size").dtype() == DType::I64);
+  CHECK(sd.at("step_size").item() == 3);
+  CHECK(sd.at("gamma").dtype() == DType::F64);
+  CHECK(sd.at("gamma").item() == 0.5);
+  CHECK(sd.at("base_lrs.0").item() == 0.1);
+  CHECK(sd.at("last_epoch").dtype() == DType::I64);
+  CHECK(sd.at("last_epoch").item() == 3);
+  CHECK(sd.at("_last_lr.0").item() == doctest::Approx(0.05).epsilon(1e-15));
+
+  keys.clear();
+  for (const auto& item : CosineAnnealingLR(opt, 10, 0.01).state_dict()) keys.push_back(item.first);
+  CHECK(keys == std::vector<std::string>{"T_max", "eta_min", "base_lrs.0", "last_epoch", "_last_lr.0"});
+  keys.clear();
+  for (const auto& item : ExponentialLR(opt, 0.9).state_dict()) keys.push_back(item.first);
+  CHECK(keys == std::vector<std::string>{"gamma", "base_lrs.0", "last_epoch", "_last_lr.0"});
+}
+
+TEST_CASE("scheduler load_state_dict names a missing, unexpected or invalid key and then changes nothing") {
+  Variable p(tensor({1.0}, {1}, DType::F64), true);
+  SGD opt({p}, 0.1);
+  StepLR saved(opt, 3, 0.5);
+  for (int i = 0; i < 4; ++i) saved.step();
+  const StateDict good = saved.state_dict();
+  auto with = [&](const std::string& key, const Tensor& value) {  // good with key replaced (or added)
+    StateDict sd;
+    for (const auto& [name, t] : good)
+      if (name != key) sd.insert(name, t);
+    sd.insert(key, value);
+    return sd;
+  };
+  auto without = [&](const std::string& key) {
+    StateDict sd;
+    for (const auto& [name, t] : good)
+      if (name != key) sd.insert(name, t);
+    return sd;
+  };
+
+  SGD opt2({p}, 0.2);
+  StepLR target(opt2, 2, 0.9);
+  auto unchanged = [&] {
+    CHECK(target.last_epoch() == 0);
+    CHECK(target.base_lr() == 0.2);
+    CHECK(target.last_lr() == 0.2);
+    CHECK(target.lr_at(2) == doctest::Approx(0.2 * 0.9).epsilon(1e-15));  // step_size 2, gamma 0.9 still
+  };
+  CHECK_THROWS_WITH_AS(target.load_state_dict(without("last_epoch")),
+                       doctest::Contains("StepLR: load_state_dict: \"last_epoch\" is missing"), Error);
+  CHECK_THROWS_WITH_AS(target.load_state_dict(without("step_size")), doctest::Contains("\"step_size\" is missing"),
+                       Error);
+  CHECK_THROWS_WITH_AS(target.load_state_dict(with("extra", scalar_tensor(1.0, DType::F64))),
+                       doctest::Contains("StepLR: load_state_dict: unexpected keys \"extra\""), Error);
+  CHECK_THROWS_WITH_AS(target.load_state_dict(with("last_epoch", scalar_tensor(2.5, DType::F64))),
+                       doctest::Contains("\"last_epoch\" must be a whole number, got 2.5"), Error);
+  CHECK_THROWS_WITH_AS(target.load_state_dict(with("last_epoch", scalar_tensor(-1.0, DType::I64))),
+                       doctest::Contains("\"last_epoch\" must be >= 0"), Error);
+  CHECK_THROWS_WITH_AS(target.load_state_dict(with("base_lrs.0", tensor({0.1, 0.2}, {2}, DType::F64))),
+                       doctest::Contains("\"base_lrs.0\" must be one floating-point value, got a [2] float64 tensor"),
+                       Error);
+  CHECK_THROWS_WITH_AS(target.load_state_dict(with("_last_lr.0", scalar_tensor(-0.5, DType::F64))),
+                       doctest::Contains("\"_last_lr.0\" must be finite and >= 0, got -0.5"), Error);
+  CHECK_THROWS_WITH_AS(target.load_state_dict(with("step_size", scalar_tensor(0.0, DType::I64))),
+                       doctest::Contains("StepLR: step_size must be positive, got 0"), Error);
+  unchanged();
+  // Another kind of schedule's state: ExponentialLR has no step_size.
+  ExponentialLR other(opt, 0.9);
+  CHECK_THROWS_WITH_AS(target.load_state_dict(other.state_dict()), doctest::Contains("\"step_size\" is missing"),
+                       Error);
+  unchanged();
+
+  target.load_state_dict(good);
+  CHECK(target.last_epoch() == 4);
+  CHECK(target.lr_at(6) == doctest::Approx(0.1 * 0.5 * 0.5).epsilon(1e-15));  // step_size 3, gamma 0.5 now
+  CHECK(opt2.lr() == 0.2);  // the optimizer's lr is its own state_dict's business
 }
 
 TEST_CASE("clip_grad_norm returns the norm before clipping and scales to max_norm") {

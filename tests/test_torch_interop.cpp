@@ -6,21 +6,14 @@
 
 #include <unroll.h>
 
-#include <cstdlib>
+#include "torch_helpers.h"
+
 #include <string>
 
 using namespace unroll;
+using torch_test::max_diff;
 
 namespace {
-
-// The first interpreter that can import torch, or "" (the Debian one is /usr/bin/python3).
-std::string torch_python() {
-  for (const char* py : {"python3", "/usr/bin/python3"})
-    if (std::system((std::string(py) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0) return py;
-  return "";
-}
-
-const std::string kScript = UNROLL_SOURCE_DIR "/tests/torch_interop.py";
 
 std::unique_ptr<RecurrentStack> make(const std::string& kind) {
   const LSTMOptions o{.input_size = 3, .hidden_size = 4, .num_layers = 2, .bidirectional = true};
@@ -45,23 +38,15 @@ Outputs run(RecurrentStack& m, const std::string& kind, const Variable& x, const
   return {o.output, o.h_n, Variable()};
 }
 
-double max_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  return max(abs(a - b)).item();
-}
-
 const char* kKinds[] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
 
 }  // namespace
 
 TEST_CASE("torch.nn weights, outputs and gradients match unroll's") {
-  const std::string py = torch_python();
-  if (py.empty()) {
-    MESSAGE("skipped: no Python interpreter here can import torch");
-    return;
-  }
+  const std::string py = torch_test::python_or_skip();
+  if (py.empty()) return;
   const std::string path = UNROLL_TEST_TMPDIR "/from_torch.safetensors";
-  REQUIRE(std::system(("OPENBLAS_CORETYPE=Cooperlake " + py + " " + kScript + " export " + path).c_str()) == 0);
+  REQUIRE(torch_test::run_script(py, "torch_interop.py", "export " + path));
   const SafetensorsFile file = load_safetensors(path);
   for (const std::string kind : kKinds) {
     CAPTURE(kind);
@@ -89,11 +74,8 @@ TEST_CASE("torch.nn weights, outputs and gradients match unroll's") {
 }
 
 TEST_CASE("weights saved by unroll load into torch.nn modules and give the same outputs") {
-  const std::string py = torch_python();
-  if (py.empty()) {
-    MESSAGE("skipped: no Python interpreter here can import torch");
-    return;
-  }
+  const std::string py = torch_test::python_or_skip();
+  if (py.empty()) return;
   manual_seed(42);
   Generator gen(7);
   StateDict out;
@@ -110,5 +92,5 @@ TEST_CASE("weights saved by unroll load into torch.nn modules and give the same 
   }
   const std::string path = UNROLL_TEST_TMPDIR "/from_unroll.safetensors";
   save_safetensors(path, out);
-  CHECK(std::system(("OPENBLAS_CORETYPE=Cooperlake " + py + " " + kScript + " check " + path).c_str()) == 0);
+  CHECK(torch_test::run_script(py, "torch_interop.py", "check " + path));
 }

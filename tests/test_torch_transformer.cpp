@@ -10,25 +10,18 @@
 #include <unroll.h>
 
 #include "nn/transformer.h"
+#include "torch_helpers.h"
 
-#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 using namespace unroll;
+using torch_test::max_diff;
 
 namespace {
 
-// The first interpreter that can import torch, or "" (the Debian one is /usr/bin/python3).
-std::string torch_python() {
-  for (const char* py : {"python3", "/usr/bin/python3"})
-    if (std::system((std::string(py) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0) return py;
-  return "";
-}
-
-const std::string kScript = UNROLL_SOURCE_DIR "/tests/torch_transformer.py";
 constexpr int64_t E = 8, H = 2, F = 16, B = 3, T = 5, S = 6;
 
 struct Case {
@@ -67,11 +60,6 @@ void randomize(Module& m, DType dtype, Generator& gen) {
   m.to(dtype);
   NoGradGuard ng;
   for (Variable& p : m.parameters()) p.data() = (randn(p.shape(), gen, DType::F64) * 0.5).to(dtype);
-}
-
-double max_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  return max(abs(a.to(DType::F64) - b.to(DType::F64))).item();
 }
 
 const Case kCases[] = {
@@ -172,11 +160,8 @@ Result forward_and_backward(const Case& c, Built& b) {
 }  // namespace
 
 TEST_CASE("unroll's Transformer weights load into torch.nn with strict=True and give the same outputs and gradients") {
-  const std::string py = torch_python();
-  if (py.empty()) {
-    MESSAGE("skipped: no Python interpreter here can import torch");
-    return;
-  }
+  const std::string py = torch_test::python_or_skip();
+  if (py.empty()) return;
   manual_seed(21);
   Generator gen(21);
   std::vector<Built> built;
@@ -204,9 +189,7 @@ TEST_CASE("unroll's Transformer weights load into torch.nn with strict=True and 
   const std::string in_path = UNROLL_TEST_TMPDIR "/transformer_in.safetensors";
   const std::string out_path = UNROLL_TEST_TMPDIR "/transformer_out.safetensors";
   save_safetensors(in_path, in, config);
-  REQUIRE(std::system(("OPENBLAS_CORETYPE=Cooperlake " + py + " " + kScript + " run " + in_path + " " + out_path +
-                       " >/dev/null")
-                          .c_str()) == 0);
+  REQUIRE(torch_test::run_script(py, "torch_transformer.py", "run " + in_path + " " + out_path + " >/dev/null"));
   const SafetensorsFile torch_out = load_safetensors(out_path);
   const auto& got = torch_out.tensors;
 

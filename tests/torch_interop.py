@@ -7,15 +7,18 @@
                 unroll's outputs), loads the weights into torch modules with
                 load_state_dict(strict=True) and exits 0 iff torch computes the same outputs
 
-The safetensors format is read and written here with the standard library and numpy, so
-no extra package is needed.
+The safetensors format is read and written by tests/torch_common.py with the standard
+library and numpy, so no extra package is needed.
 """
-import json
-import struct
+import os
 import sys
 
 import numpy as np
 import torch
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_common import read_safetensors, write_safetensors  # noqa: E402
 
 KINDS = {
     "rnn_tanh": lambda: torch.nn.RNN(3, 4, num_layers=2, bidirectional=True, nonlinearity="tanh"),
@@ -25,35 +28,6 @@ KINDS = {
 }
 T, B = 5, 3
 LENGTHS = [5, 2, 4]
-DTYPES = {np.dtype("float64"): "F64", np.dtype("float32"): "F32", np.dtype("int64"): "I64"}
-
-
-def write_safetensors(path, tensors):
-    header, offset, blobs = {}, 0, []
-    for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
-        blob = array.tobytes()
-        header[name] = {"dtype": DTYPES[array.dtype], "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(blob)]}
-        offset += len(blob)
-        blobs.append(blob)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
-def read_safetensors(path):
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    header.pop("__metadata__", None)
-    out = {}
-    for name, info in header.items():
-        dtype = {"F64": np.float64, "F32": np.float32, "I64": np.int64}[info["dtype"]]
-        begin, end = info["data_offsets"]
-        out[name] = np.frombuffer(data[8 + n + begin:8 + n + end], dtype=dtype).reshape(info["shape"])
-    return out
 
 
 def run(module, x, lengths):
@@ -93,7 +67,7 @@ def export(path):
 
 
 def check(path):
-    tensors = read_safetensors(path)
+    tensors, _ = read_safetensors(path)
     worst = 0.0
     for kind, make in KINDS.items():
         module = make().double()

@@ -133,6 +133,16 @@ std::string json_escape(const std::string& s) {
   return o + "\"";
 }
 
+int report_error(const char* program, const char* argv0, ErrorPrefix prefix, int exit_code, const char* message) {
+  switch (prefix) {
+    case ErrorPrefix::program_error: fmt::print(stderr, "{}: error: {}\n", program, message); break;
+    case ErrorPrefix::program: fmt::print(stderr, "{}: {}\n", program, message); break;
+    case ErrorPrefix::argv0: fmt::print(stderr, "{}: {}\n", argv0, message); break;
+    case ErrorPrefix::none: fmt::print(stderr, "{}\n", message); break;
+  }
+  return exit_code;
+}
+
 JsonLine& JsonLine::add(const std::string& key, double value) {
   items_.emplace_back(key, std::isfinite(value) ? fmt::format("{}", value) : "null");
   return *this;
