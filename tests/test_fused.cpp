@@ -5,8 +5,10 @@
 
 #include <unroll.h>
 
+#include <chrono>
 #include <cmath>
 #include <limits>
+#include <thread>
 #include <vector>
 
 using namespace unroll;
@@ -152,6 +154,23 @@ TEST_CASE("matmul gives the same bits with 1 and 2 threads, and set_num_threads 
   CHECK(equal(one_nt, two_nt));
   CHECK(equal(one_tn, two_tn));
   CHECK_THROWS_WITH_AS(set_num_threads(0), "set_num_threads: the thread count must be at least 1, got 0", Error);
+}
+
+TEST_CASE("back-to-back threaded products, with pauses that let the pool fall asleep, give 1-thread bits") {
+  // Note [gemm threads]: workers spin, then sleep; the caller claims pieces a late worker
+  // has not taken. Exercise every hand-over: products right after each other, and after
+  // pauses longer than the spin.
+  Generator gen(9);
+  const Tensor a = randn({32, 256}, gen), b = randn({1024, 256}, gen);
+  const Tensor expected = matmul(a, b, false, true);
+  set_num_threads(2);
+  int mismatches = 0;
+  for (int i = 0; i < 300; ++i) {
+    if (i % 50 == 49) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (!equal(matmul(a, b, false, true), expected)) ++mismatches;
+  }
+  set_num_threads(1);
+  CHECK(mismatches == 0);
 }
 
 TEST_CASE("memory_stats counts live tensor bytes and the peak") {
