@@ -193,6 +193,52 @@ Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b
   });
 }
 
+// Note [weights laid out once per sequence]
+// The forward product of a cell, x W^T with a batch of a few rows, needs W^T: the GEMM
+// packs each column panel of W^T (a transpose of W's rows) on every call, and for a
+// batch of 32 that packing is ~20% of the product (bench_gemm shapes [32,256]x[256,1024]:
+// 114 us packed vs 94 us reading a row-major W^T in place). Inside a WeightLayoutScope,
+// the first product with a weight makes a contiguous W^T and later steps reuse it, so the
+// GEMM reads it in place. The entry holds a reference to W's storage, so that storage
+// cannot be recycled for another tensor while the entry exists and its address
+// identifies W. Packing does not change values, so the result is the same bits.
+namespace {
+struct LayoutCache {
+  int depth = 0;
+  std::vector<std::pair<Tensor, Tensor>> entries;  // {W, W^T}
+};
+thread_local LayoutCache t_layout;
+constexpr size_t kLayoutEntries = 16;
+
+/// The cached W^T [I,O] for a product x2 W^T (x2 [N,I], W [O,I]) when a scope is open and
+/// the shapes gain from it (made on first use), else nullptr.
+const Tensor* laid_out(const Tensor& x2, const Tensor& w) {
+  if (t_layout.depth == 0 || x2.size(0) < 2 || x2.size(0) > 64 || w.size(1) < 128 || w.numel() < 16384) return nullptr;
+  for (auto& [key, wt] : t_layout.entries)
+    if (key.raw_data() == w.raw_data() && key.shape() == w.shape() && key.dtype() == w.dtype()) return &wt;
+  if (t_layout.entries.size() == kLayoutEntries) return nullptr;
+  t_layout.entries.emplace_back(w, transpose(w, 0, 1));
+  return &t_layout.entries.back().second;
+}
+
+/// x2 W^T (+ bias rows).
+Tensor affine(const Tensor& x2, const Tensor& w, const Tensor& bias) {
+  const Tensor* wt = laid_out(x2, w);
+  const Tensor& rhs = wt ? *wt : w;
+  return bias.defined() ? addmm(bias, x2, rhs, false, !wt) : matmul(x2, rhs, false, !wt);
+}
+/// y += x2 W^T.
+void affine_(Tensor& y, const Tensor& x2, const Tensor& w) {
+  const Tensor* wt = laid_out(x2, w);
+  addmm_(y, x2, wt ? *wt : w, false, !wt);
+}
+}  // namespace
+
+WeightLayoutScope::WeightLayoutScope() { ++t_layout.depth; }
+WeightLayoutScope::~WeightLayoutScope() {
+  if (--t_layout.depth == 0) t_layout.entries.clear();
+}
+
 // y = x W^T + b over the last dim of x;  dx += dy W;  dW += dy^T x;  db += sum_rows(dy)
 Variable linear(const Variable& x, const Variable& w, const Variable& b) {
   UNROLL_CHECK(x.defined() && w.defined(), "linear: the input or the weight is undefined");
@@ -211,7 +257,7 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
   Shape rows = x.shape();
   rows[rows.ndim() - 1] = 1;
   const Tensor x2 = x.data().reshape({rows.numel(), w.shape()[1]});  // [N, I] (also for I = 0)
-  Tensor y = b.defined() ? addmm(b.data(), x2, w.data(), false, true) : matmul(x2, w.data(), false, true);  // [N, O]
+  Tensor y = affine(x2, w.data(), b.defined() ? b.data() : Tensor());  // [N, O]
   y = y.reshape(out_shape);
   const Variable* inputs[3] = {&x, &w, &b};
   return record("linear", y, std::span<const Variable* const>(inputs, b.defined() ? 3 : 2),
@@ -245,12 +291,14 @@ Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, con
   }
   UNROLL_CHECK(x1.shape()[0] == x2.shape()[0], "linear2: inputs {} and {} have different row counts", x1.shape(),
                x2.shape());
-  // (x1 W1^T + b1) + (x2 W2^T + b2): the same rounding as linear(x1, w1, b1) + linear(x2, w2, b2).
-  auto affine = [](const Variable& x, const Variable& w, const Variable& b) {
-    return b.defined() ? addmm(b.data(), x.data(), w.data(), false, true) : matmul(x.data(), w.data(), false, true);
-  };
-  Tensor y = affine(x1, w1, b1);  // [N, O]
-  add_(y, affine(x2, w2, b2));
+  // y = x1 W1^T + (b1 + b2), then x2 W2^T accumulated into y by the GEMM (beta = 1): one
+  // buffer, no second [N, O] product and no pass to add it.
+  const Tensor bias = b1.defined() && b2.defined() ? add(b1.data(), b2.data())
+                      : b1.defined()                ? b1.data()
+                      : b2.defined()                ? b2.data()
+                                                    : Tensor();
+  Tensor y = affine(x1.data(), w1.data(), bias);  // [N, O]
+  affine_(y, x2.data(), w2.data());
   const Variable* inputs[6] = {&x1, &w1, &x2, &w2, &b1, &b2};
   const bool has_b1 = b1.defined();
   const int n_inputs = 4 + (b1.defined() ? 1 : 0) + (b2.defined() ? 1 : 0);

@@ -55,9 +55,25 @@ Variable matmul(const Variable& a, const Variable& b, bool trans_a = false, bool
 Variable linear(const Variable& x, const Variable& w, const Variable& b = Variable());
 /// y = x1 W1^T + x2 W2^T + b1 + b2 in one op (the pre-activation of a recurrent cell):
 /// x1 [N,I1], W1 [O,I1], x2 [N,I2], W2 [O,I2], biases [O] or undefined. Equal to
-/// linear(x1, W1, b1) + linear(x2, W2, b2) without the two temporaries.
+/// linear(x1, W1, b1) + linear(x2, W2, b2) (up to rounding) in one output buffer: the
+/// second product is accumulated into the first by the GEMM.
 Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, const Variable& w2,
                  const Variable& b1 = Variable(), const Variable& b2 = Variable());
+
+/// While one is open on this thread, linear and linear2 keep a transposed copy of each
+/// large weight they multiply by a small batch (2..64 rows), so a weight used at every
+/// step of a sequence is laid out for the GEMM once per sequence instead of once per step
+/// (Note [weights laid out once per sequence] in autograd/ops.cpp). Results are the same
+/// bits. Weights must not be modified in place while a scope is open. Scopes nest; the
+/// copies are dropped when the outermost closes. run_cell (and so every recurrent
+/// module) opens one around its loop over time.
+class WeightLayoutScope {
+public:
+  WeightLayoutScope();
+  ~WeightLayoutScope();
+  WeightLayoutScope(const WeightLayoutScope&) = delete;
+  WeightLayoutScope& operator=(const WeightLayoutScope&) = delete;
+};
 
 // ---- reductions -----------------------------------------------------------------------
 Variable sum(const Variable& x);

@@ -734,6 +734,13 @@ void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, int6
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
   }
+  if (beta != T(0)) {  // the C tile is read at the end: fetch it while the FMAs run
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i) {
+      __builtin_prefetch(c + i * ldc, 1, 3);
+      if constexpr (NV * W * sizeof(T) > 64) __builtin_prefetch(c + i * ldc + NV * W - 1, 1, 3);
+    }
+  }
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];
 #pragma GCC unroll 8

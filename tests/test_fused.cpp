@@ -44,6 +44,36 @@ TEST_CASE("linear2 passes gradcheck with both, one or no biases, and an input us
   check([&] { return tanh(linear2(h, wh, h, wh, b1, b1)); }, {h, wh, b1});  // every input used twice
 }
 
+TEST_CASE("inside a WeightLayoutScope, linear and linear2 give the same bits and never a stale weight") {
+  Generator gen(12);
+  const Variable x(randn({32, 256}, gen)), h(randn({32, 192}, gen));
+  Variable w(randn({512, 256}, gen), true), wh(randn({512, 192}, gen), true), b(randn({512}, gen), true);
+  const Tensor plain = linear(x, w, b).data(), plain2 = linear2(x, w, h, wh, b, b).data();
+  Tensor scoped, scoped2, again, changed;
+  {
+    WeightLayoutScope scope;
+    scoped = linear(x, w, b).data();    // lays out W^T
+    again = linear(x, w, b).data();     // reuses it
+    scoped2 = linear2(x, w, h, wh, b, b).data();
+    // A different weight of the same shape is not mistaken for w.
+    Variable other(randn({512, 256}, gen), true);
+    changed = linear(x, other, b).data();
+    CHECK(equal(changed, linear(x, other, b).data()));
+    NoGradGuard no_grad;
+    CHECK(equal(changed, linear(x, other, b).data()));
+  }
+  CHECK(equal(scoped, plain));
+  CHECK(equal(again, plain));
+  CHECK(equal(scoped2, plain2));
+  CHECK_FALSE(equal(changed, plain));
+  // After the scope, an in-place update of the weight is seen by the next scope.
+  add_(w.data(), ones({512, 256}));
+  const Tensor updated = linear(x, w, b).data();
+  WeightLayoutScope scope;
+  CHECK(equal(linear(x, w, b).data(), updated));
+  CHECK_FALSE(equal(updated, plain));
+}
+
 TEST_CASE("linear2 equals linear + linear, and checks its shapes") {
   Generator gen(4);
   Variable x1 = leaf({3, 4}, gen), w1 = leaf({5, 4}, gen), x2 = leaf({3, 2}, gen), w2 = leaf({5, 2}, gen);
