@@ -49,6 +49,7 @@ struct Node {
     // Thin weight-gradient products a_k^T b_k waiting to be summed in one GEMM during
     // backward (Note [deferred weight gradients] in autograd/variable.cpp).
     std::vector<Tensor> pending_a, pending_b;
+    int64_t pending_rows = 0;
   };
   std::unique_ptr<Extra> extra;
 

@@ -261,6 +261,12 @@ TEST_CASE("weight gradients of thin products are deferred, summed once, and equa
   CHECK(max_abs_diff(seen, expected2) < 1e-12);
   CHECK(max_abs_diff(w.grad(), expected + expected2) < 1e-12);
 
+  // More thin rows than the engine holds at once (kFlushRows = 1024): summed in batches.
+  Variable w3(randn({4, 3}, gen, DType::F64), true);
+  Tensor expected3;
+  weight_used_many_times(w3, std::vector<int64_t>(1500, 1), gen, expected3).backward();
+  CHECK(max_abs_diff(w3.grad(), expected3) < 1e-10);
+
   // And the engine's gradient passes a float64 gradcheck on this graph.
   Generator g2(3);
   Tensor xs[3] = {randn({1, 3}, g2, DType::F64), randn({1, 3}, g2, DType::F64), randn({2, 3}, g2, DType::F64)};
