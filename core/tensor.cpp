@@ -9,6 +9,10 @@
 #include <limits>
 #include <numbers>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace unroll {
 
 const char* dtype_name(DType t) {
@@ -94,6 +98,25 @@ struct Pool {
 };
 thread_local Pool pool;
 
+// Note [huge pages for large tensors]
+// A fresh block is mapped lazily by the kernel, one page fault per 4 KiB page touched, and
+// under a hypervisor each fault is expensive: the [N, 10,000] logits of a word-LM batch
+// spent ~25% of a training step in page faults. Blocks of kHugeBlock bytes or more are
+// 2 MiB aligned and marked MADV_HUGEPAGE, so where transparent huge pages are enabled
+// (the common "madvise" setting) they fault in 2 MiB at a time. Measured (bench_rnn,
+// back to back): word LM minibatch 64 3,900 -> 5,600 words/s, minibatch 16 5,800 -> 7,600,
+// a 10,000-step LSTM sequence 808 -> 680 ms per training step.
+constexpr size_t kHugeBlock = size_t{4} << 20, kHugePage = size_t{2} << 20;
+
+void* allocate_block(size_t block) {
+  if (block < kHugeBlock) return std::aligned_alloc(64, block);
+  void* p = std::aligned_alloc(kHugePage, block);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (p) madvise(p, block, MADV_HUGEPAGE);  // a hint: failure is harmless
+#endif
+  return p;
+}
+
 Storage* allocate_storage(size_t bytes) {
   size_t total = std::max<size_t>(bytes + 64, 128);
   int cls = std::bit_width(total - 1);  // block size 2^cls >= total
@@ -105,7 +128,7 @@ Storage* allocate_storage(size_t bytes) {
     pool.free[cls].pop_back();
     pool.cached -= block;
   } else {
-    void* p = std::aligned_alloc(64, block);
+    void* p = allocate_block(block);
     if (!p) fail("tensor: out of memory allocating {} bytes", bytes);
     s = static_cast<Storage*>(p);
   }
