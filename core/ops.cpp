@@ -352,6 +352,22 @@ UNROLL_CLONES void log_softmax_grad_f32(float* __restrict o, const float* __rest
     o[i] = g[i] - (v != v ? v : ev) * s;
   }
 }
+/// The maximum of n >= 1 floats, NaN if any is NaN (16 interleaved partial maxima; the
+/// maximum does not depend on the order, so every clone gives the same value).
+UNROLL_CLONES float max_f32(const float* __restrict x, int64_t n) {
+  float part[16];
+  for (int j = 0; j < 16; ++j) part[j] = x[0];
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) {
+      const float v = x[i + j];
+      part[j] = (v > part[j] || v != v) ? v : part[j];
+    }
+  float m = x[0];
+  for (; i < n; ++i) m = (x[i] > m || x[i] != x[i]) ? x[i] : m;
+  for (int j = 0; j < 16; ++j) m = (part[j] > m || part[j] != part[j]) ? part[j] : m;
+  return m;
+}
 /// Sum of n floats in 16 interleaved partial sums (vectorisable; a fixed order, so the
 /// same bits on every clone).
 UNROLL_CLONES float sum_f32(const float* __restrict x, int64_t n) {
@@ -894,9 +910,8 @@ namespace {
 template <bool Log, bool Contig, typename T>
 void softmax_row(const T* __restrict xr, T* __restrict yr, int64_t n, int64_t stride) {
   const int64_t s = Contig ? 1 : stride;
-  T m = xr[0];
-  for (int64_t k = 1; k < n; ++k) m = max_better(xr[k * s], m) ? xr[k * s] : m;
   if constexpr (Contig && std::is_same_v<T, float>) {
+    const float m = max_f32(xr, n);
     // Float rows: the vectorised exp of Note [fast float transcendentals], e^(x - m) into
     // the output row, then one sum. A row whose maximum is -inf or NaN gives NaN.
     exp_shifted_f32(yr, xr, m, n);
@@ -910,6 +925,8 @@ void softmax_row(const T* __restrict xr, T* __restrict yr, int64_t n, int64_t st
     }
     return;
   }
+  T m = xr[0];
+  for (int64_t k = 1; k < n; ++k) m = max_better(xr[k * s], m) ? xr[k * s] : m;
   T total = 0;
   if constexpr (Log) {
     for (int64_t k = 0; k < n; ++k) total += std::exp(xr[k * s] - m);
