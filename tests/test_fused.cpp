@@ -5,6 +5,7 @@
 
 #include <unroll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -139,6 +140,19 @@ TEST_CASE("softmax_backward and log_softmax_backward match their formulas along 
                        "log_softmax_backward: gradient [2,3] and output [3,2] differ in shape", Error);
   CHECK_THROWS_WITH_AS(softmax_backward(zeros({2, 3}), zeros({2, 3}, DType::F64), 1), doctest::Contains("softmax_backward"),
                        Error);
+}
+
+TEST_CASE("float softmax rows: the vectorised maximum finds the largest entry anywhere, and NaN anywhere gives NaN") {
+  for (int64_t at : {0, 5, 15, 16, 33, 39}) {
+    std::vector<double> row(40);
+    for (size_t k = 0; k < row.size(); ++k) row[k] = -0.25 * static_cast<double>(k % 7);
+    row[static_cast<size_t>(at)] = 100.0;  // e^100 overflows float: a wrong maximum shows
+    const Tensor x = tensor(row, {1, 40});
+    CHECK(allclose(log_softmax(x, 1).to(DType::F64), log_softmax(x.to(DType::F64), 1), 1e-5, 1e-5));
+    row[static_cast<size_t>(at)] = std::nan("");
+    const std::vector<double> y = softmax(tensor(row, {1, 40}), 1).to_vector();
+    CHECK(std::all_of(y.begin(), y.end(), [](double v) { return std::isnan(v); }));
+  }
 }
 
 TEST_CASE("float tanh and sigmoid are within a few ulp of double precision, saturate, and keep NaN") {
