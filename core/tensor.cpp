@@ -100,7 +100,7 @@ thread_local Pool pool;
 
 // Note [huge pages for large tensors]
 // A fresh block is mapped lazily by the kernel, one page fault per 4 KiB page touched, and
-// under a hypervisor each fault is expensive: the [N, 10,000] logits of a word-LM batch
+// under a hypervisor each fault is expensive: the [N, V] logits of a word-LM batch (V = 6,023)
 // spent ~25% of a training step in page faults. Blocks of kHugeBlock bytes or more are
 // 2 MiB aligned and marked MADV_HUGEPAGE, so where transparent huge pages are enabled
 // (the common "madvise" setting) they fault in 2 MiB at a time. Measured (bench_rnn,
