@@ -298,3 +298,18 @@ TEST_CASE("a backward that fails part-way still adds the deferred terms it colle
   sum(linear(Variable(x1), w)).backward();
   CHECK(max_abs_diff(w.grad(), matmul(ones({1, 4}, DType::F64), x1, true, false)) < 1e-12);
 }
+
+TEST_CASE("a backward that fails part-way keeps the gradients of earlier calls") {
+  // A leaf with a hook has its earlier gradient set aside during a backward (so the hook
+  // sees only this pass); a throw must not lose it.
+  Variable x = param({1.0, 2.0}, {2});
+  int calls = 0;
+  x.register_hook([&](const Tensor&) { ++calls; });
+  sum(x * 3.0).backward();  // grad 3, 3
+  Variable h = x * 5.0;
+  h.register_hook([](const Tensor&) { throw std::runtime_error("no"); });
+  CHECK_THROWS_WITH_AS(sum(h).backward(), "no", std::runtime_error);
+  REQUIRE(x.grad().defined());
+  CHECK(x.grad().to_vector() == std::vector<double>{3.0, 3.0});
+  CHECK(calls == 1);
+}
