@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -133,6 +134,69 @@ std::vector<TextExample> read_text_examples(const std::string& path, const std::
   std::ifstream f(path);
   UNROLL_CHECK(f.good(), "classify: cannot open '{}'", path);
   return parse_text_examples(f, path, format);
+}
+
+// ---- digits -------------------------------------------------------------------------------
+
+DigitsSplit parse_digits(std::istream& in, const std::string& path) {
+  DigitsSplit out;
+  int64_t line_no = 0, image = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    std::array<int, 65> field{};
+    size_t n = 0, at = 0;
+    while (true) {
+      const size_t comma = line.find(',', at);
+      const std::string f = line.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      if (n >= field.size()) throw DataError(fmt::format("digits: {}:{}: more than 65 fields", path, line_no));
+      const bool digits_only = !f.empty() && f.size() <= 3 &&
+                               std::all_of(f.begin(), f.end(), [](char c) { return c >= '0' && c <= '9'; });
+      if (!digits_only)
+        throw DataError(fmt::format("digits: {}:{}: field {} is '{}', not a small non-negative integer", path,
+                                    line_no, n + 1, f.substr(0, 20)));
+      field[n++] = std::stoi(f);
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
+    if (n != field.size())
+      throw DataError(fmt::format("digits: {}:{}: {} fields, expected 65 (64 pixels and a label)", path, line_no, n));
+    for (size_t i = 0; i < 64; ++i)
+      if (field[i] > 16)
+        throw DataError(fmt::format("digits: {}:{}: pixel {} is {}, outside 0..16", path, line_no, i, field[i]));
+    if (field[64] > 9) throw DataError(fmt::format("digits: {}:{}: label {} is outside 0..9", path, line_no, field[64]));
+    DigitsSet& set = image % 5 == 4 ? out.test : out.train;
+    for (size_t i = 0; i < 64; ++i) set.pixels.push_back(static_cast<float>(field[i]) / 16.0f);
+    set.labels.push_back(field[64]);
+    ++image;
+  }
+  if (image == 0) throw DataError(fmt::format("digits: '{}' holds no images", path));
+  return out;
+}
+
+DigitsSplit read_digits(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f.good()) throw DataError(fmt::format("digits: cannot open '{}'", path));
+  return parse_digits(f, path);
+}
+
+std::string find_shared_data(const std::string& relative) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> starts;
+  if (fs::path cwd = fs::current_path(ec); !ec) starts.push_back(cwd);
+#ifdef UNROLL_SOURCE_DIR
+  starts.emplace_back(UNROLL_SOURCE_DIR);
+#endif
+  for (const fs::path& start : starts) {
+    for (fs::path dir = start; !dir.empty(); dir = dir.parent_path()) {
+      for (const fs::path& candidate : {dir / "shared" / "data" / relative, dir / ".." / "shared" / "data" / relative})
+        if (fs::is_regular_file(candidate, ec)) return candidate.lexically_normal().string();
+      if (dir == dir.parent_path()) break;
+    }
+  }
+  return "";
 }
 
 }  // namespace unroll::examples

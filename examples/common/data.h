@@ -86,4 +86,31 @@ std::vector<TextExample> parse_text_examples(std::istream& in, const std::string
 /// The same from the file at `path` (throws unroll::Error if it cannot be opened).
 std::vector<TextExample> read_text_examples(const std::string& path, const std::string& format);
 
+// ---- digits -------------------------------------------------------------------------------
+
+/// The 8x8 handwritten digits (shared/data/digits/digits.csv: one image a line, 64 pixels
+/// 0..16 row by row, then the label 0..9), split as every example uses them: image i
+/// (0-based, in file order) is test when i % 5 == 4, i.e. every 5th image, else train.
+struct DigitsSet {
+  std::vector<float> pixels;    ///< [N*64], row by row, scaled to [0,1] (value / 16)
+  std::vector<int64_t> labels;  ///< [N] in 0..9
+  int64_t size() const { return static_cast<int64_t>(labels.size()); }
+};
+struct DigitsSplit {
+  DigitsSet train, test;
+};
+
+/// Parses digits.csv; blank lines are skipped and a trailing '\r' is dropped. Throws
+/// DataError naming `path` and the line when a line has not 65 integer fields, a pixel is
+/// outside 0..16 or a label outside 0..9, or when there is no image.
+DigitsSplit parse_digits(std::istream& in, const std::string& path);
+/// The same from the file at `path` (throws DataError if it cannot be opened).
+DigitsSplit read_digits(const std::string& path);
+
+/// Where the shared data folder's `relative` file is (e.g. "digits/digits.csv"): the first
+/// existing `<dir>/shared/data/<relative>` or `<dir>/../shared/data/<relative>` for `dir`
+/// the working directory and each of its parents, then the same from the project's source
+/// folder (UNROLL_SOURCE_DIR); "" when there is none. The data is never part of the project.
+std::string find_shared_data(const std::string& relative);
+
 }  // namespace unroll::examples
