@@ -191,8 +191,8 @@ std::string find_shared_data(const std::string& relative) {
 #endif
   for (const fs::path& start : starts) {
     for (fs::path dir = start; !dir.empty(); dir = dir.parent_path()) {
-      for (const fs::path& candidate : {dir / "shared" / "data" / relative, dir / ".." / "shared" / "data" / relative})
-        if (fs::is_regular_file(candidate, ec)) return candidate.lexically_normal().string();
+      const fs::path candidate = dir / "shared" / "data" / relative;
+      if (fs::is_regular_file(candidate, ec)) return candidate.lexically_normal().string();
       if (dir == dir.parent_path()) break;
     }
   }

@@ -108,9 +108,10 @@ DigitsSplit parse_digits(std::istream& in, const std::string& path);
 DigitsSplit read_digits(const std::string& path);
 
 /// Where the shared data folder's `relative` file is (e.g. "digits/digits.csv"): the first
-/// existing `<dir>/shared/data/<relative>` or `<dir>/../shared/data/<relative>` for `dir`
-/// the working directory and each of its parents, then the same from the project's source
-/// folder (UNROLL_SOURCE_DIR); "" when there is none. The data is never part of the project.
+/// existing `<dir>/shared/data/<relative>` for `dir` the working directory and each of its
+/// parents (so `shared/` beside the project is found), then the same from the project's
+/// source folder (UNROLL_SOURCE_DIR); "" when there is none. The data is never part of the
+/// project.
 std::string find_shared_data(const std::string& relative);
 
 }  // namespace unroll::examples
