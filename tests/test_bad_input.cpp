@@ -21,6 +21,8 @@
 #include "nn/optim.h"
 #include "nn/recurrent.h"
 #include "nn/transformer.h"
+#include "nn/conv.h"
+#include "nn/tcn.h"
 
 #include <cmath>
 #include <cstdint>
@@ -1294,6 +1296,70 @@ TEST_CASE("bad input: transformer blocks") {
          for (double v : o.output.data().to_vector()) CHECK(std::isfinite(v));
        }},
       {"a causal mask of T = 1 is one zero", [] { CHECK(generate_square_subsequent_mask(1).to_vector() == std::vector<double>{0.0}); }},
+  });
+}
+
+TEST_CASE("bad input: convolution, pooling, padding and their layers") {
+  check_all(std::vector<Throws>{
+      {"conv1d 2-D input", [] { conv1d(v32({3, 10}), v32({2, 3, 3})); }, "conv1d"},
+      {"conv1d 4-D weight", [] { conv1d(v32({1, 3, 10}), v32({2, 3, 1, 3})); }, "conv1d"},
+      {"conv1d channels differ", [] { conv1d(v32({1, 4, 10}), v32({2, 3, 3})); }, "conv1d: input [1,4,10] has 4 channels"},
+      {"conv1d groups do not divide", [] { conv1d(v32({1, 4, 10}), v32({3, 2, 3}), Variable(), 1, 0, 1, 2); }, "divisible by groups"},
+      {"conv1d groups 0", [] { conv1d(v32({1, 4, 10}), v32({4, 4, 3}), Variable(), 1, 0, 1, 0); }, "conv1d: groups"},
+      {"conv1d stride 0", [] { conv1d(v32({1, 3, 10}), v32({2, 3, 3}), Variable(), 0); }, "conv1d: stride"},
+      {"conv1d negative padding", [] { conv1d(v32({1, 3, 10}), v32({2, 3, 3}), Variable(), 1, -1); }, "conv1d: padding"},
+      {"conv1d dilation 0", [] { conv1d(v32({1, 3, 10}), v32({2, 3, 3}), Variable(), 1, 0, 0); }, "conv1d: dilation"},
+      {"conv1d input shorter than the kernel", [] { conv1d(v32({1, 3, 2}), v32({2, 3, 3})); }, "conv1d: input [1,3,2] is too small"},
+      {"conv1d dilated kernel too long", [] { conv1d(v32({1, 3, 6}), v32({2, 3, 3}), Variable(), 1, 0, 3); }, "too small"},
+      {"conv1d bias wrong size", [] { conv1d(v32({1, 3, 6}), v32({2, 3, 3}), v32({3})); }, "conv1d: bias"},
+      {"conv1d float64 weight, float32 input", [] { conv1d(v32({1, 3, 6}), v64({2, 3, 3})); }, "conv1d"},
+      {"conv1d int64 input", [] { conv1d(var(i64({1, 3, 6})), var(i64({2, 3, 3}))); }, "conv1d"},
+      {"conv1d undefined input", [] { conv1d(Variable(), v32({2, 3, 3})); }, "conv1d"},
+      {"conv2d 3-D input", [] { conv2d(v32({3, 5, 5}), v32({2, 3, 3, 3})); }, "conv2d: input [3,5,5] must be 4-D"},
+      {"conv2d weight 3-D", [] { conv2d(v32({1, 3, 5, 5}), v32({2, 3, 3})); }, "conv2d: weight"},
+      {"conv2d weight channels", [] { conv2d(v32({1, 3, 5, 5}), v32({2, 2, 3, 3})); }, "conv2d"},
+      {"conv2d too small with stride 3 (a negative span floors, not truncates)", [] { conv2d(v32({1, 1, 2, 5}), v32({1, 1, 3, 3}), Variable(), 3); }, "too small"},
+      {"conv2d too small", [] { conv2d(v32({1, 3, 2, 5}), v32({2, 3, 3, 3})); }, "conv2d: input [1,3,2,5] is too small"},
+      {"conv2d stride (1, 0)", [] { conv2d(v32({1, 3, 5, 5}), v32({2, 3, 3, 3}), Variable(), {1, 0}); }, "conv2d: stride"},
+      {"conv2d empty kernel", [] { conv2d(v32({1, 3, 5, 5}), v32({2, 3, 0, 3})); }, "conv2d"},
+      {"max_pool2d 3-D", [] { max_pool2d(v32({3, 4, 4}), 2); }, "max_pool2d"},
+      {"max_pool2d kernel 0", [] { max_pool2d(v32({1, 1, 4, 4}), 0); }, "max_pool2d: kernel_size"},
+      {"max_pool2d padding over half the kernel", [] { max_pool2d(v32({1, 1, 4, 4}), 2, 2, 2); }, "max_pool2d: padding"},
+      {"max_pool2d kernel larger than input", [] { max_pool2d(v32({1, 1, 2, 2}), 3); }, "max_pool2d: input [1,1,2,2] is too small"},
+      {"max_pool1d 4-D", [] { max_pool1d(v32({1, 1, 4, 4}), 2); }, "max_pool1d"},
+      {"max_pool1d negative stride", [] { max_pool1d(v32({1, 1, 4}), 2, -1); }, "max_pool1d: stride"},
+      {"avg_pool1d kernel too long", [] { avg_pool1d(v32({1, 2, 3}), 4); }, "avg_pool1d: input [1,2,3] is too small for kernel 4"},
+      {"avg_pool2d int64", [] { avg_pool2d(var(i64({1, 1, 4, 4})), 2); }, "avg_pool2d"},
+      {"adaptive_avg_pool2d output 0", [] { adaptive_avg_pool2d(v32({1, 1, 4, 4}), 0); }, "adaptive_avg_pool2d"},
+      {"adaptive_avg_pool1d empty time axis", [] { adaptive_avg_pool1d(v32({1, 2, 0}), 1); }, "adaptive_avg_pool1d"},
+      {"pad odd count", [] { pad(v32({2, 3}), {1, 2, 3}); }, "pad: pads must come in"},
+      {"pad negative", [] { pad(v32({2, 3}), {-1, 0}); }, "pad: pads must be >= 0"},
+      {"pad more pairs than dims", [] { pad(v32({3}), {1, 1, 1, 1}); }, "pad"},
+      {"Conv1d in 0", [] { Conv1d c(0, 2, 3); }, "Conv1d"},
+      {"Conv1d kernel 0", [] { Conv1d c(2, 2, 0); }, "Conv1d: kernel_size"},
+      {"Conv2d groups do not divide", [] { Conv2d c(3, 4, 3, {.groups = 2}); }, "Conv2d"},
+      {"Conv2d wrong channels at forward", [] { Conv2d c(3, 4, 3); c(v32({1, 2, 5, 5})); }, "conv2d"},
+      {"Flatten start after end", [] { Flatten(2, 1)(v32({2, 3, 4})); }, "Flatten"},
+      {"Flatten axis out of range", [] { Flatten(5)(v32({2, 3})); }, "Flatten"},
+      {"TCN no levels", [] { TCN t(2, {}); }, "TCN"},
+      {"TCN wrong input channels", [] { TCN t(2, {3}); t(v32({1, 3, 5})); }, "TCN: input [1,3,5] must be [B, 2, T]"},
+      {"TCN 2-D input", [] { TCN t(2, {3}); t(v32({2, 5})); }, "TCN"},
+      {"TCN kernel 0", [] { TCN t(2, {3}, {.kernel_size = 0}); }, "TCN"},
+  });
+  check_all(std::vector<Defined>{
+      {"conv2d of a batch of 0 is an empty batch", [] { CHECK(conv2d(f32({0, 3, 5, 5}), f32({2, 3, 3, 3}), Tensor(), {}).shape() == Shape({0, 2, 3, 3})); }},
+      {"conv1d with 0 input channels is the bias", [] {
+         const Tensor y = conv1d(zeros({1, 0, 4}), zeros({2, 0, 3}), ones({2}));
+         CHECK(y.to_vector() == std::vector<double>{1, 1, 1, 1});
+       }},
+      {"conv1d propagates NaN and Inf", [] {
+         Tensor x = ones({1, 1, 4});
+         x.data<float>()[1] = static_cast<float>(kNaN);
+         x.data<float>()[3] = static_cast<float>(kInf);
+         const auto y = conv1d(x, ones({1, 1, 2}), Tensor()).to_vector();  // [1+nan, nan+1, 1+inf]
+         CHECK((std::isnan(y[0]) && std::isnan(y[1]) && std::isinf(y[2])));
+       }},
+      {"pad of an empty tensor", [] { CHECK(pad(zeros({0, 2}), std::vector<int64_t>{1, 1}).shape() == Shape({0, 4})); }},
   });
 }
 

@@ -1,0 +1,610 @@
+// Convolution as a GEMM, pooling and constant padding (see core/conv.h).
+//
+// Note [convolution as a GEMM]
+// For one sample and one group, output channel o at output position p = (i, j) is
+//   y[o, p] = sum over (c, ki, kj) of w[o, c, ki, kj] * x[c, i*sh - ph + ki*dh, j*sw - pw + kj*dw]
+// (zero outside the input). Unfold the input into the matrix
+//   col[(c, ki, kj), p] = x[c, i*sh - ph + ki*dh, j*sw - pw + kj*dw]        (im2col)
+// of Cg*kH*kW rows and H'*W' columns; then y = W col, with W the weight viewed as
+// [Og, Cg*kH*kW]: one GEMM. The gradients are GEMMs of the same matrices:
+//   dW += dY col^T          dcol = W^T dY,  dx += fold(dcol)            (col2im)
+// where fold adds every entry of dcol back to the input element it was copied from.
+//
+// Small outputs (an 8x8 image has 64 positions) make a thin GEMM, so several samples are
+// unfolded side by side into one col of nb*H'*W' columns and multiplied at once; their
+// outputs are then scattered to [B, O, H', W']. A 1x1 convolution with stride 1 and no
+// padding needs no unfolding at all: col is the input itself.
+#include "core/conv.h"
+
+#include "core/gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+namespace unroll {
+namespace {
+
+template <typename T>
+constexpr DType dtype_of() {
+  return std::is_same_v<T, float> ? DType::F32 : DType::F64;
+}
+
+template <typename F>
+void dispatch_float(const char* op, DType dt, F&& f) {
+  if (dt == DType::F32) return f.template operator()<float>();
+  if (dt == DType::F64) return f.template operator()<double>();
+  fail("{}: expected a float32 or float64 tensor, got {}", op, dt);
+}
+
+// ---- geometry ---------------------------------------------------------------------------
+
+/// Everything the kernels need about one convolution, with the sizes resolved.
+struct ConvPlan {
+  int64_t B, C, H, W;    // input
+  int64_t O, kH, kW;     // weight [O, Cg, kH, kW]
+  int64_t Ho, Wo;        // output
+  int64_t groups, Cg, Og;
+  Conv2dGeometry g;
+  int64_t P() const { return Ho * Wo; }           // output positions per sample
+  int64_t Kg() const { return Cg * kH * kW; }      // rows of col per group
+  bool no_unfold() const {                          // col is the input itself
+    return kH == 1 && kW == 1 && g.stride == Size2(1) && g.padding == Size2(0);
+  }
+  /// Samples unfolded side by side per GEMM: enough for ~512 columns, at most B.
+  int64_t batch() const { return no_unfold() ? 1 : std::clamp<int64_t>((512 + P() - 1) / P(), 1, B); }
+};
+
+std::string str2(Size2 s, bool one_d) { return one_d ? fmt::format("{}", s.w) : fmt::format("({}, {})", s.h, s.w); }
+
+/// Shapes as the user wrote them: a 1-D op's [B, C, 1, T] is shown as [B, C, T].
+Shape shown(const Shape& s, bool one_d) {
+  if (!one_d || s.ndim() != 4) return s;
+  return Shape({s[0], s[1], s[3]});
+}
+
+ConvPlan plan_conv(const char* op, const Shape& xs, const Shape& ws, const Tensor& b, const Conv2dGeometry& g,
+                   bool one_d) {
+  const int nd = one_d ? 3 : 4;
+  const char* x_form = one_d ? "[B, C, T]" : "[B, C, H, W]";
+  const char* w_form = one_d ? "[out, in/groups, K]" : "[out, in/groups, kH, kW]";
+  UNROLL_CHECK(xs.ndim() == 4, "{}: input {} must be {}-D {}", op, shown(xs, one_d), nd, x_form);
+  UNROLL_CHECK(ws.ndim() == 4, "{}: weight {} must be {}-D {}", op, shown(ws, one_d), nd, w_form);
+  ConvPlan p{};
+  p.B = xs[0], p.C = xs[1], p.H = xs[2], p.W = xs[3];
+  p.O = ws[0], p.kH = ws[2], p.kW = ws[3];
+  p.g = g;
+  p.groups = g.groups;
+  UNROLL_CHECK(g.stride.h > 0 && g.stride.w > 0, "{}: stride must be positive, got {}", op, str2(g.stride, one_d));
+  UNROLL_CHECK(g.dilation.h > 0 && g.dilation.w > 0, "{}: dilation must be positive, got {}", op,
+               str2(g.dilation, one_d));
+  UNROLL_CHECK(g.padding.h >= 0 && g.padding.w >= 0, "{}: padding must be >= 0, got {}", op, str2(g.padding, one_d));
+  UNROLL_CHECK(g.groups > 0, "{}: groups must be positive, got {}", op, g.groups);
+  UNROLL_CHECK(p.C % g.groups == 0 && p.O % g.groups == 0,
+               "{}: input channels {} and output channels {} must both be divisible by groups {}", op, p.C, p.O,
+               g.groups);
+  p.Cg = p.C / g.groups;
+  p.Og = p.O / g.groups;
+  UNROLL_CHECK(ws[1] == p.Cg, "{}: input {} has {} channels, so with groups={} the weight {} needs {} in dim 1, not {}",
+               op, shown(xs, one_d), p.C, g.groups, shown(ws, one_d), p.Cg, ws[1]);
+  UNROLL_CHECK(p.kH > 0 && p.kW > 0 && p.O > 0, "{}: weight {} has an empty dimension", op, shown(ws, one_d));
+  UNROLL_CHECK(!b.defined() || (b.ndim() == 1 && b.shape()[0] == p.O), "{}: bias {} does not match weight {} (expected [{}])",
+               op, b.defined() ? b.shape() : Shape{}, shown(ws, one_d), p.O);
+  p.Ho = conv_output_size(p.H, p.kH, g.stride.h, g.padding.h, g.dilation.h);
+  p.Wo = conv_output_size(p.W, p.kW, g.stride.w, g.padding.w, g.dilation.w);
+  UNROLL_CHECK(p.Ho > 0 && p.Wo > 0,
+               "{}: input {} is too small for kernel {} with padding {} and dilation {} (the output would be {})", op,
+               shown(xs, one_d), str2({p.kH, p.kW}, one_d), str2(g.padding, one_d), str2(g.dilation, one_d),
+               str2({p.Ho, p.Wo}, one_d));
+  return p;
+}
+
+void check_conv_tensors(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {
+  UNROLL_CHECK(x.defined() && w.defined(), "{}: the input or the weight is undefined", op);
+  UNROLL_CHECK(x.dtype() == w.dtype() && (!b.defined() || b.dtype() == x.dtype()),
+               "{}: input is {} but the weight is {}{} (convert with module.to())", op, x.dtype(), w.dtype(),
+               b.defined() && b.dtype() != w.dtype() ? fmt::format(" and the bias {}", b.dtype()) : "");
+  UNROLL_CHECK(x.is_floating(), "{}: expected a float32 or float64 input, got {}", op, x.dtype());
+}
+
+// ---- im2col / col2im ----------------------------------------------------------------------
+
+/// col[(c, ki, kj), j*P + p] for channels c of x (one sample, [Cg, H, W]); row stride ldc.
+template <typename T>
+void im2col(const ConvPlan& p, const T* x, T* col, int64_t ldc) {
+  const auto [sh, sw] = p.g.stride;
+  const auto [ph, pw] = p.g.padding;
+  const auto [dh, dw] = p.g.dilation;
+  for (int64_t c = 0; c < p.Cg; ++c) {
+    const T* xc = x + c * p.H * p.W;
+    for (int64_t ki = 0; ki < p.kH; ++ki) {
+      for (int64_t kj = 0; kj < p.kW; ++kj, col += ldc) {
+        // Output columns j whose input column j*sw - pw + kj*dw lies inside [0, W).
+        const int64_t off = kj * dw - pw;
+        const int64_t j0 = std::clamp<int64_t>(off >= 0 ? 0 : (-off + sw - 1) / sw, 0, p.Wo);
+        const int64_t j1 = std::clamp<int64_t>(p.W - off <= 0 ? 0 : (p.W - off + sw - 1) / sw, j0, p.Wo);
+        T* dst = col;
+        for (int64_t i = 0; i < p.Ho; ++i, dst += p.Wo) {
+          const int64_t ih = i * sh - ph + ki * dh;
+          if (ih < 0 || ih >= p.H) {
+            std::fill(dst, dst + p.Wo, T(0));
+            continue;
+          }
+          const T* src = xc + ih * p.W;  // element j of the output row reads src[j*sw + off]
+          std::fill(dst, dst + j0, T(0));
+          if (sw == 1) {
+            if (j1 > j0) std::memcpy(dst + j0, src + j0 + off, static_cast<size_t>(j1 - j0) * sizeof(T));
+          } else {
+            for (int64_t j = j0; j < j1; ++j) dst[j] = src[j * sw + off];
+          }
+          std::fill(dst + j1, dst + p.Wo, T(0));
+        }
+      }
+    }
+  }
+}
+
+/// dx[c, ...] += every entry of dcol at the input element im2col copied it from.
+template <typename T>
+void col2im(const ConvPlan& p, const T* col, int64_t ldc, T* dx) {
+  const auto [sh, sw] = p.g.stride;
+  const auto [ph, pw] = p.g.padding;
+  const auto [dh, dw] = p.g.dilation;
+  for (int64_t c = 0; c < p.Cg; ++c) {
+    T* xc = dx + c * p.H * p.W;
+    for (int64_t ki = 0; ki < p.kH; ++ki) {
+      for (int64_t kj = 0; kj < p.kW; ++kj, col += ldc) {
+        const int64_t off = kj * dw - pw;
+        const int64_t j0 = std::clamp<int64_t>(off >= 0 ? 0 : (-off + sw - 1) / sw, 0, p.Wo);
+        const int64_t j1 = std::clamp<int64_t>(p.W - off <= 0 ? 0 : (p.W - off + sw - 1) / sw, j0, p.Wo);
+        const T* src = col;
+        for (int64_t i = 0; i < p.Ho; ++i, src += p.Wo) {
+          const int64_t ih = i * sh - ph + ki * dh;
+          if (ih < 0 || ih >= p.H) continue;
+          T* dst = xc + ih * p.W;
+          for (int64_t j = j0; j < j1; ++j) dst[j * sw + off] += src[j];
+        }
+      }
+    }
+  }
+}
+
+// ---- the three products ---------------------------------------------------------------------
+
+template <typename T>
+void conv_forward(const ConvPlan& p, const T* x, const T* w, const T* b, T* y) {
+  const int64_t P = p.P(), Kg = p.Kg(), nb = p.batch();
+  const int64_t ld = nb * P;  // columns of col and of the GEMM's output
+  Tensor col_t, out_t;
+  if (!p.no_unfold()) col_t = Tensor::empty({Kg, ld}, dtype_of<T>());
+  if (nb > 1) out_t = Tensor::empty({p.Og, ld}, dtype_of<T>());
+  for (int64_t n0 = 0; n0 < p.B; n0 += nb) {
+    const int64_t m = std::min(nb, p.B - n0);  // samples in this chunk
+    for (int64_t gi = 0; gi < p.groups; ++gi) {
+      const T* col;
+      if (p.no_unfold()) {
+        col = x + (n0 * p.C + gi * p.Cg) * P;
+      } else {
+        T* c = col_t.data<T>();
+        for (int64_t j = 0; j < m; ++j) im2col(p, x + ((n0 + j) * p.C + gi * p.Cg) * p.H * p.W, c + j * P, ld);
+        col = c;
+      }
+      const T* wg = w + gi * p.Og * Kg;
+      if (nb == 1) {  // straight into y[n0, gi*Og:, :]
+        kernels::gemm(false, false, p.Og, P, Kg, T(1), wg, Kg, col, ld, T(0), y + (n0 * p.O + gi * p.Og) * P, P);
+        continue;
+      }
+      T* out = out_t.data<T>();
+      kernels::gemm(false, false, p.Og, m * P, Kg, T(1), wg, Kg, col, ld, T(0), out, ld);
+      for (int64_t j = 0; j < m; ++j)
+        for (int64_t o = 0; o < p.Og; ++o)
+          std::memcpy(y + ((n0 + j) * p.O + gi * p.Og + o) * P, out + o * ld + j * P, static_cast<size_t>(P) * sizeof(T));
+    }
+  }
+  if (b)
+    for (int64_t n = 0; n < p.B; ++n)
+      for (int64_t o = 0; o < p.O; ++o) {
+        T* row = y + (n * p.O + o) * P;
+        for (int64_t q = 0; q < P; ++q) row[q] += b[o];
+      }
+}
+
+/// dY of samples n0..n0+m, group gi, as one [Og, m*P] matrix (a view when m == 1).
+template <typename T>
+const T* gather_dy(const ConvPlan& p, const T* dy, int64_t n0, int64_t m, int64_t gi, int64_t ld, T* buf) {
+  const int64_t P = p.P();
+  if (m == 1 && ld == P) return dy + (n0 * p.O + gi * p.Og) * P;
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t o = 0; o < p.Og; ++o)
+      std::memcpy(buf + o * ld + j * P, dy + ((n0 + j) * p.O + gi * p.Og + o) * P, static_cast<size_t>(P) * sizeof(T));
+  return buf;
+}
+
+template <typename T>
+void conv_weight_grad(const ConvPlan& p, const T* dy, const T* x, T* dw) {
+  const int64_t P = p.P(), Kg = p.Kg(), nb = p.batch(), ld = nb * P;
+  Tensor col_t = p.no_unfold() ? Tensor() : Tensor::empty({Kg, ld}, dtype_of<T>());
+  Tensor dy_t = nb > 1 ? Tensor::empty({p.Og, ld}, dtype_of<T>()) : Tensor();
+  for (int64_t n0 = 0; n0 < p.B; n0 += nb) {
+    const int64_t m = std::min(nb, p.B - n0);
+    for (int64_t gi = 0; gi < p.groups; ++gi) {
+      const T* col;
+      if (p.no_unfold()) {
+        col = x + (n0 * p.C + gi * p.Cg) * P;
+      } else {
+        T* c = col_t.data<T>();
+        for (int64_t j = 0; j < m; ++j) im2col(p, x + ((n0 + j) * p.C + gi * p.Cg) * p.H * p.W, c + j * P, ld);
+        col = c;
+      }
+      const T* dyg = gather_dy(p, dy, n0, m, gi, nb > 1 ? ld : P, nb > 1 ? dy_t.data<T>() : nullptr);
+      // dW_g [Og, Kg] += dY_g [Og, m*P] col^T [m*P, Kg]
+      kernels::gemm(false, true, p.Og, Kg, m * P, T(1), dyg, nb > 1 ? ld : P, col, ld, T(1), dw + gi * p.Og * Kg, Kg);
+    }
+  }
+}
+
+template <typename T>
+void conv_input_grad(const ConvPlan& p, const T* dy, const T* w, T* dx) {
+  const int64_t P = p.P(), Kg = p.Kg(), nb = p.batch(), ld = nb * P;
+  Tensor dcol_t = Tensor::empty({Kg, ld}, dtype_of<T>());
+  Tensor dy_t = nb > 1 ? Tensor::empty({p.Og, ld}, dtype_of<T>()) : Tensor();
+  for (int64_t n0 = 0; n0 < p.B; n0 += nb) {
+    const int64_t m = std::min(nb, p.B - n0);
+    for (int64_t gi = 0; gi < p.groups; ++gi) {
+      const T* dyg = gather_dy(p, dy, n0, m, gi, nb > 1 ? ld : P, nb > 1 ? dy_t.data<T>() : nullptr);
+      T* dxg = dx + (n0 * p.C + gi * p.Cg) * p.H * p.W;
+      if (p.no_unfold()) {  // dx_g [Cg, P] = W_g^T [Cg, Og] dY_g [Og, P], written in place
+        kernels::gemm(true, false, Kg, P, p.Og, T(1), w + gi * p.Og * Kg, Kg, dyg, P, T(0), dxg, P);
+        continue;
+      }
+      T* dcol = dcol_t.data<T>();
+      kernels::gemm(true, false, Kg, m * P, p.Og, T(1), w + gi * p.Og * Kg, Kg, dyg, nb > 1 ? ld : P, T(0), dcol, ld);
+      for (int64_t j = 0; j < m; ++j) col2im(p, dcol + j * P, ld, dxg + j * p.C * p.H * p.W);
+    }
+  }
+}
+
+Shape as_2d(const Shape& s) { return Shape({s[0], s[1], 1, s[2]}); }
+
+}  // namespace
+
+int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
+  const int64_t span = in + 2 * padding - dilation * (kernel - 1) - 1;  // the last window's start
+  return span < 0 ? 0 : span / stride + 1;  // (not C++'s truncating division of a negative span)
+}
+
+// ---- convolution ------------------------------------------------------------------------------
+
+namespace {
+Tensor conv_impl(const char* op, const Tensor& x4, const Tensor& w4, const Tensor& b, const Conv2dGeometry& g,
+                 bool one_d) {
+  const ConvPlan p = plan_conv(op, x4.shape(), w4.shape(), b, g, one_d);
+  Tensor y = Tensor::empty({p.B, p.O, p.Ho, p.Wo}, x4.dtype());
+  if (p.B == 0 || p.C == 0) {
+    fill_(y, 0.0);
+    if (b.defined()) y = y + b.reshape({p.O, 1, 1});
+    return y;
+  }
+  dispatch_float(op, x4.dtype(), [&]<typename T>() {
+    conv_forward<T>(p, x4.data<T>(), w4.data<T>(), b.defined() ? b.data<T>() : nullptr, y.data<T>());
+  });
+  return y;
+}
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dGeometry& g) {
+  check_conv_tensors("conv2d", x, w, b);
+  return conv_impl("conv2d", x, w, b, g, false);
+}
+
+Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding, int64_t dilation,
+              int64_t groups) {
+  check_conv_tensors("conv1d", x, w, b);
+  UNROLL_CHECK(x.ndim() == 3, "conv1d: input {} must be 3-D [B, C, T]", x.shape());
+  UNROLL_CHECK(w.ndim() == 3, "conv1d: weight {} must be 3-D [out, in/groups, K]", w.shape());
+  const Conv2dGeometry g{{1, stride}, {0, padding}, {1, dilation}, groups};
+  Tensor y = conv_impl("conv1d", x.reshape(as_2d(x.shape())), w.reshape(as_2d(w.shape())), b, g, true);
+  return y.reshape({y.size(0), y.size(1), y.size(3)});
+}
+
+Tensor conv2d_input_grad(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dGeometry& g) {
+  const ConvPlan p = plan_conv("conv2d backward", x_shape, w.shape(), Tensor(), g, false);
+  UNROLL_CHECK(dy.shape() == Shape({p.B, p.O, p.Ho, p.Wo}), "conv2d backward: gradient {} does not match the output [{}, {}, {}, {}]",
+               dy.shape(), p.B, p.O, p.Ho, p.Wo);
+  Tensor dx = zeros(x_shape, dy.dtype());
+  if (x_shape.numel() == 0) return dx;
+  dispatch_float("conv2d backward", dy.dtype(),
+                 [&]<typename T>() { conv_input_grad<T>(p, dy.data<T>(), w.data<T>(), dx.data<T>()); });
+  return dx;
+}
+
+Tensor conv2d_weight_grad(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dGeometry& g) {
+  const ConvPlan p = plan_conv("conv2d backward", x.shape(), w_shape, Tensor(), g, false);
+  UNROLL_CHECK(dy.shape() == Shape({p.B, p.O, p.Ho, p.Wo}), "conv2d backward: gradient {} does not match the output [{}, {}, {}, {}]",
+               dy.shape(), p.B, p.O, p.Ho, p.Wo);
+  Tensor dw = zeros(w_shape, dy.dtype());
+  if (x.numel() == 0) return dw;
+  dispatch_float("conv2d backward", dy.dtype(),
+                 [&]<typename T>() { conv_weight_grad<T>(p, dy.data<T>(), x.data<T>(), dw.data<T>()); });
+  return dw;
+}
+
+// ---- pooling ----------------------------------------------------------------------------------
+
+namespace {
+
+struct PoolPlan {
+  int64_t B, C, H, W, Ho, Wo;
+  Size2 k, s, pad;
+};
+
+PoolPlan plan_pool(const char* op, const Tensor& x, Size2 k, Size2 s, Size2 pad, bool one_d, bool pad_le_half) {
+  UNROLL_CHECK(x.defined(), "{}: the input is undefined", op);
+  UNROLL_CHECK(x.is_floating(), "{}: expected a float32 or float64 input, got {}", op, x.dtype());
+  UNROLL_CHECK(x.ndim() == 4, "{}: input {} must be {}", op, shown(x.shape(), one_d), one_d ? "3-D [B, C, T]" : "4-D [B, C, H, W]");
+  if (s.h == 0 && s.w == 0) s = k;
+  UNROLL_CHECK(k.h > 0 && k.w > 0, "{}: kernel_size must be positive, got {}", op, str2(k, one_d));
+  UNROLL_CHECK(s.h > 0 && s.w > 0, "{}: stride must be positive, got {}", op, str2(s, one_d));
+  UNROLL_CHECK(pad.h >= 0 && pad.w >= 0, "{}: padding must be >= 0, got {}", op, str2(pad, one_d));
+  UNROLL_CHECK(!pad_le_half || (2 * pad.h <= k.h && 2 * pad.w <= k.w),
+               "{}: padding {} must be at most half the kernel size {}", op, str2(pad, one_d), str2(k, one_d));
+  PoolPlan p{x.size(0), x.size(1), x.size(2), x.size(3), 0, 0, k, s, pad};
+  p.Ho = conv_output_size(p.H, k.h, s.h, pad.h);
+  p.Wo = conv_output_size(p.W, k.w, s.w, pad.w);
+  UNROLL_CHECK(p.Ho > 0 && p.Wo > 0, "{}: input {} is too small for kernel {} with padding {} (the output would be {})",
+               op, shown(x.shape(), one_d), str2(k, one_d), str2(pad, one_d), str2({p.Ho, p.Wo}, one_d));
+  return p;
+}
+
+Tensor max_pool_impl(const char* op, const Tensor& x, Size2 k, Size2 s, Size2 pad, Tensor* argmax, bool one_d) {
+  const PoolPlan p = plan_pool(op, x, k, s, pad, one_d, true);
+  Tensor y = Tensor::empty({p.B, p.C, p.Ho, p.Wo}, x.dtype());
+  Tensor idx = Tensor::empty(y.shape(), DType::I64);
+  dispatch_float(op, x.dtype(), [&]<typename T>() {
+    const T* xp = x.data<T>();
+    T* yp = y.data<T>();
+    int64_t* ip = idx.data<int64_t>();
+    for (int64_t plane = 0; plane < p.B * p.C; ++plane, xp += p.H * p.W) {
+      for (int64_t i = 0; i < p.Ho; ++i) {
+        const int64_t h0 = i * p.s.h - p.pad.h, h1 = std::min(h0 + p.k.h, p.H);
+        for (int64_t j = 0; j < p.Wo; ++j, ++yp, ++ip) {
+          const int64_t w0 = j * p.s.w - p.pad.w, w1 = std::min(w0 + p.k.w, p.W);
+          T best = -std::numeric_limits<T>::infinity();
+          int64_t at = -1;
+          for (int64_t h = std::max<int64_t>(h0, 0); h < h1; ++h)
+            for (int64_t w = std::max<int64_t>(w0, 0); w < w1; ++w) {
+              const T v = xp[h * p.W + w];
+              if (at < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {  // the first NaN wins
+                best = v;
+                at = h * p.W + w;
+              }
+            }
+          *yp = best;
+          *ip = at;
+        }
+      }
+    }
+  });
+  if (argmax) *argmax = std::move(idx);
+  return y;
+}
+
+Tensor avg_pool_impl(const char* op, const Tensor& x, Size2 k, Size2 s, Size2 pad, bool one_d) {
+  const PoolPlan p = plan_pool(op, x, k, s, pad, one_d, true);
+  Tensor y = Tensor::empty({p.B, p.C, p.Ho, p.Wo}, x.dtype());
+  dispatch_float(op, x.dtype(), [&]<typename T>() {
+    const T* xp = x.data<T>();
+    T* yp = y.data<T>();
+    const T inv = T(1) / static_cast<T>(p.k.h * p.k.w);
+    for (int64_t plane = 0; plane < p.B * p.C; ++plane, xp += p.H * p.W)
+      for (int64_t i = 0; i < p.Ho; ++i) {
+        const int64_t h0 = i * p.s.h - p.pad.h, h1 = std::min(h0 + p.k.h, p.H);
+        for (int64_t j = 0; j < p.Wo; ++j, ++yp) {
+          const int64_t w0 = j * p.s.w - p.pad.w, w1 = std::min(w0 + p.k.w, p.W);
+          T acc = 0;
+          for (int64_t h = std::max<int64_t>(h0, 0); h < h1; ++h)
+            for (int64_t w = std::max<int64_t>(w0, 0); w < w1; ++w) acc += xp[h * p.W + w];
+          *yp = acc * inv;
+        }
+      }
+  });
+  return y;
+}
+
+/// torch's adaptive windows: [floor(i in / out), ceil((i + 1) in / out)).
+int64_t win_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
+int64_t win_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+Tensor adaptive_impl(const char* op, const Tensor& x, Size2 out, bool one_d) {
+  UNROLL_CHECK(x.defined(), "{}: the input is undefined", op);
+  UNROLL_CHECK(x.is_floating(), "{}: expected a float32 or float64 input, got {}", op, x.dtype());
+  UNROLL_CHECK(x.ndim() == 4, "{}: input {} must be {}", op, shown(x.shape(), one_d), one_d ? "3-D [B, C, T]" : "4-D [B, C, H, W]");
+  UNROLL_CHECK(out.h > 0 && out.w > 0, "{}: output size must be positive, got {}", op, str2(out, one_d));
+  const int64_t H = x.size(2), W = x.size(3);
+  UNROLL_CHECK(H > 0 && W > 0, "{}: input {} has an empty spatial dimension", op, shown(x.shape(), one_d));
+  Tensor y = Tensor::empty({x.size(0), x.size(1), out.h, out.w}, x.dtype());
+  dispatch_float(op, x.dtype(), [&]<typename T>() {
+    const T* xp = x.data<T>();
+    T* yp = y.data<T>();
+    for (int64_t plane = 0; plane < x.size(0) * x.size(1); ++plane, xp += H * W)
+      for (int64_t i = 0; i < out.h; ++i) {
+        const int64_t h0 = win_start(i, H, out.h), h1 = win_end(i, H, out.h);
+        for (int64_t j = 0; j < out.w; ++j, ++yp) {
+          const int64_t w0 = win_start(j, W, out.w), w1 = win_end(j, W, out.w);
+          T acc = 0;
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) acc += xp[h * W + w];
+          *yp = acc / static_cast<T>((h1 - h0) * (w1 - w0));
+        }
+      }
+  });
+  return y;
+}
+
+Tensor as_4d(const Tensor& x, const char* op) {
+  UNROLL_CHECK(x.defined(), "{}: the input is undefined", op);
+  UNROLL_CHECK(x.ndim() == 3, "{}: input {} must be 3-D [B, C, T]", op, x.shape());
+  return x.reshape(as_2d(x.shape()));
+}
+Tensor as_3d(const Tensor& y) { return y.reshape({y.size(0), y.size(1), y.size(3)}); }
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, Size2 k, Size2 s, Size2 pad, Tensor* argmax) {
+  return max_pool_impl("max_pool2d", x, k, s, pad, argmax, false);
+}
+Tensor avg_pool2d(const Tensor& x, Size2 k, Size2 s, Size2 pad) { return avg_pool_impl("avg_pool2d", x, k, s, pad, false); }
+Tensor adaptive_avg_pool2d(const Tensor& x, Size2 out) { return adaptive_impl("adaptive_avg_pool2d", x, out, false); }
+
+Tensor max_pool1d(const Tensor& x, int64_t k, int64_t s, int64_t pad, Tensor* argmax) {
+  Tensor y = max_pool_impl("max_pool1d", as_4d(x, "max_pool1d"), {1, k}, {s == 0 ? 0 : 1, s}, {0, pad}, argmax, true);
+  if (argmax) *argmax = as_3d(*argmax);
+  return as_3d(y);
+}
+Tensor avg_pool1d(const Tensor& x, int64_t k, int64_t s, int64_t pad) {
+  return as_3d(avg_pool_impl("avg_pool1d", as_4d(x, "avg_pool1d"), {1, k}, {s == 0 ? 0 : 1, s}, {0, pad}, true));
+}
+Tensor adaptive_avg_pool1d(const Tensor& x, int64_t out) {
+  return as_3d(adaptive_impl("adaptive_avg_pool1d", as_4d(x, "adaptive_avg_pool1d"), {1, out}, true));
+}
+
+Tensor max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const Shape& x_shape) {
+  UNROLL_CHECK(dy.numel() == argmax.numel() && argmax.dtype() == DType::I64,
+               "max_pool backward: gradient {} and argmax {} do not match", dy.shape(), argmax.shape());
+  Tensor dx = zeros(x_shape, dy.dtype());
+  const int64_t planes = x_shape[0] * x_shape[1];
+  const int64_t in_plane = x_shape.numel() / std::max<int64_t>(planes, 1);
+  const int64_t out_plane = dy.numel() / std::max<int64_t>(planes, 1);
+  dispatch_float("max_pool backward", dy.dtype(), [&]<typename T>() {
+    const T* g = dy.data<T>();
+    const int64_t* at = argmax.data<int64_t>();
+    T* d = dx.data<T>();
+    for (int64_t plane = 0; plane < planes; ++plane, d += in_plane)
+      for (int64_t q = 0; q < out_plane; ++q, ++g, ++at)
+        if (*at >= 0) d[*at] += *g;  // -1: a window of padding only (cannot happen with pad <= k/2)
+  });
+  return dx;
+}
+
+Tensor avg_pool2d_backward(const Tensor& dy, const Shape& xs, Size2 k, Size2 s, Size2 pad) {
+  if (s.h == 0 && s.w == 0) s = k;
+  Tensor dx = zeros(xs, dy.dtype());
+  const int64_t H = xs[xs.ndim() - 2], W = xs[xs.ndim() - 1];
+  const int64_t Ho = dy.size(-2), Wo = dy.size(-1);
+  const int64_t planes = xs.numel() / std::max<int64_t>(H * W, 1);
+  dispatch_float("avg_pool backward", dy.dtype(), [&]<typename T>() {
+    const T* g = dy.data<T>();
+    T* d = dx.data<T>();
+    const T inv = T(1) / static_cast<T>(k.h * k.w);
+    for (int64_t plane = 0; plane < planes; ++plane, d += H * W)
+      for (int64_t i = 0; i < Ho; ++i) {
+        const int64_t h0 = i * s.h - pad.h, h1 = std::min(h0 + k.h, H);
+        for (int64_t j = 0; j < Wo; ++j, ++g) {
+          const int64_t w0 = j * s.w - pad.w, w1 = std::min(w0 + k.w, W);
+          for (int64_t h = std::max<int64_t>(h0, 0); h < h1; ++h)
+            for (int64_t w = std::max<int64_t>(w0, 0); w < w1; ++w) d[h * W + w] += *g * inv;
+        }
+      }
+  });
+  return dx;
+}
+
+Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Shape& xs) {
+  Tensor dx = zeros(xs, dy.dtype());
+  const int64_t H = xs[xs.ndim() - 2], W = xs[xs.ndim() - 1];
+  const int64_t Ho = dy.size(-2), Wo = dy.size(-1);
+  const int64_t planes = xs.numel() / std::max<int64_t>(H * W, 1);
+  dispatch_float("adaptive_avg_pool backward", dy.dtype(), [&]<typename T>() {
+    const T* g = dy.data<T>();
+    T* d = dx.data<T>();
+    for (int64_t plane = 0; plane < planes; ++plane, d += H * W)
+      for (int64_t i = 0; i < Ho; ++i) {
+        const int64_t h0 = win_start(i, H, Ho), h1 = win_end(i, H, Ho);
+        for (int64_t j = 0; j < Wo; ++j, ++g) {
+          const int64_t w0 = win_start(j, W, Wo), w1 = win_end(j, W, Wo);
+          const T share = *g / static_cast<T>((h1 - h0) * (w1 - w0));
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) d[h * W + w] += share;
+        }
+      }
+  });
+  return dx;
+}
+
+// ---- padding ----------------------------------------------------------------------------------
+
+namespace {
+/// The padded shape, after checking pads (an even count, at most 2 per dimension, >= 0).
+Shape padded_shape(const char* op, const Shape& s, std::span<const int64_t> pads) {
+  UNROLL_CHECK(pads.size() % 2 == 0 && !pads.empty(), "{}: pads must come in (before, after) pairs, got {} numbers", op,
+               pads.size());
+  UNROLL_CHECK(static_cast<int>(pads.size() / 2) <= s.ndim(), "{}: {} pairs of pads for a {}-D input {}", op,
+               pads.size() / 2, s.ndim(), s);
+  std::vector<int64_t> dims(s.begin(), s.end());
+  for (size_t i = 0; i < pads.size(); ++i) {
+    UNROLL_CHECK(pads[i] >= 0, "{}: pads must be >= 0 (crop with narrow), got {} at position {} for input {}", op,
+                 pads[i], i, s);
+    dims[dims.size() - 1 - i / 2] += pads[i];
+  }
+  return Shape(std::span<const int64_t>(dims));
+}
+
+/// Copies between x (shape xs) and the padded tensor (shape ps): to_padded selects the
+/// direction. Works row by row over the last axis.
+template <typename T>
+void copy_padded(const Shape& xs, const Shape& ps, std::span<const int64_t> pads, const T* src, T* dst, bool to_padded) {
+  const int nd = xs.ndim();
+  std::vector<int64_t> before(static_cast<size_t>(nd), 0);
+  for (size_t i = 0; i < pads.size(); i += 2) before[static_cast<size_t>(nd - 1) - i / 2] = pads[i];
+  const int64_t row = nd > 0 ? xs[nd - 1] : 1;
+  const int64_t rows = row == 0 ? 0 : xs.numel() / row;
+  std::vector<int64_t> idx(static_cast<size_t>(std::max(nd - 1, 0)), 0);  // index of the row in x
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t off = 0;  // offset of the row's first element in the padded tensor
+    for (int d = 0; d < nd - 1; ++d) off = off * ps[d] + idx[static_cast<size_t>(d)] + before[static_cast<size_t>(d)];
+    off = off * (nd > 0 ? ps[nd - 1] : 1) + (nd > 0 ? before[static_cast<size_t>(nd - 1)] : 0);
+    if (to_padded) std::memcpy(dst + off, src + r * row, static_cast<size_t>(row) * sizeof(T));
+    else std::memcpy(dst + r * row, src + off, static_cast<size_t>(row) * sizeof(T));
+    for (int d = nd - 2; d >= 0; --d) {  // next row index
+      if (++idx[static_cast<size_t>(d)] < xs[d]) break;
+      idx[static_cast<size_t>(d)] = 0;
+    }
+  }
+}
+}  // namespace
+
+Tensor pad(const Tensor& x, std::span<const int64_t> pads, double value) {
+  UNROLL_CHECK(x.defined(), "pad: the input is undefined");
+  const Shape ps = padded_shape("pad", x.shape(), pads);
+  Tensor y = full(ps, value, x.dtype());
+  if (x.numel() == 0) return y;
+  if (x.dtype() == DType::I64) {
+    copy_padded<int64_t>(x.shape(), ps, pads, x.data<int64_t>(), y.data<int64_t>(), true);
+    return y;
+  }
+  dispatch_float("pad", x.dtype(), [&]<typename T>() { copy_padded<T>(x.shape(), ps, pads, x.data<T>(), y.data<T>(), true); });
+  return y;
+}
+
+Tensor unpad(const Tensor& padded, std::span<const int64_t> pads) {
+  UNROLL_CHECK(padded.defined(), "unpad: the input is undefined");
+  UNROLL_CHECK(pads.size() % 2 == 0 && static_cast<int>(pads.size() / 2) <= padded.ndim(),
+               "unpad: {} pads for a {}-D tensor {}", pads.size(), padded.ndim(), padded.shape());
+  std::vector<int64_t> dims(padded.shape().begin(), padded.shape().end());
+  for (size_t i = 0; i < pads.size(); ++i) {
+    dims[dims.size() - 1 - i / 2] -= pads[i];
+    UNROLL_CHECK(pads[i] >= 0 && dims[dims.size() - 1 - i / 2] >= 0, "unpad: pads do not fit the tensor {}",
+                 padded.shape());
+  }
+  const Shape xs{std::span<const int64_t>(dims)};
+  Tensor x = Tensor::empty(xs, padded.dtype());
+  if (x.numel() == 0) return x;
+  dispatch_float("unpad", padded.dtype(),
+                 [&]<typename T>() { copy_padded<T>(xs, padded.shape(), pads, padded.data<T>(), x.data<T>(), false); });
+  return x;
+}
+
+}  // namespace unroll
