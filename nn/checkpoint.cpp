@@ -2,6 +2,9 @@
 
 #include <fmt/ranges.h>
 #include <fcntl.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -495,19 +498,103 @@ std::string make_header(const StateDict& tensors, const Metadata& metadata) {
   return h;
 }
 
-/// The temporary file of an atomic save: removed unless committed.
+// Note [crash-safe save]
+//   A save must leave nothing behind, even when the process is killed (kill -9, OOM,
+//   power loss) at any instruction. On Linux the data goes into an anonymous file
+//   (open(dir, O_TMPFILE)), which the kernel frees if the process dies; only when it is
+//   complete and synced is it given a name, `<path>.tmp-<pid>-<n>` (linkat), and renamed
+//   over `<path>` (rename is atomic). A crash can leave a named temporary only in the few
+//   microseconds between linkat and rename. Where O_TMPFILE is unsupported (other file
+//   systems or kernels) the data is written to `<path>.tmp-<pid>-<n>` directly, as before;
+//   a crash then leaves that file.
+//   Either way the next save to `<path>` removes the temporaries of dead writers: a
+//   writer holds an exclusive flock on its temporary for its whole life (the kernel
+//   drops it when the process dies), so a temporary is stale only if its flock can be
+//   taken *and* the pid in its name is not a live process (the pid check covers the
+//   instant between creating the file and locking it, and files written by versions
+//   that did not lock). A live writer's file, in this or another process, is never
+//   touched; a stale file whose pid has been reused by another process is left for a
+//   later save.
+
+std::atomic<bool> g_use_tmpfile{true};
+std::atomic<uint64_t> g_save_counter{0};
+
+std::string parent_directory(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
+/// `<base>.tmp-<pid>` or `<base>.tmp-<pid>-<n>`: the pid, else -1.
+int64_t temporary_pid(std::string_view entry, std::string_view base) {
+  const std::string prefix = fmt::format("{}.tmp-", base);
+  if (entry.size() <= prefix.size() || entry.substr(0, prefix.size()) != prefix) return -1;
+  std::string_view rest = entry.substr(prefix.size());
+  const size_t dash = rest.find('-');
+  std::string_view pid = rest.substr(0, dash);
+  auto digits = [](std::string_view d) {
+    return !d.empty() && d.size() <= 18 && std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (!digits(pid)) return -1;
+  if (dash != std::string_view::npos && !digits(rest.substr(dash + 1))) return -1;
+  return std::stoll(std::string(pid));
+}
+
+/// Removes the temporaries of dead writers beside `path` (Note [crash-safe save]). Best
+/// effort: anything it cannot open, lock or remove is left alone.
+void remove_stale_temporaries(const std::string& path) {
+  const std::string dir = parent_directory(path);
+  const std::string base = std::filesystem::path(path).filename().string();
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  DIR* d = ::fdopendir(dfd);
+  if (d == nullptr) {
+    ::close(dfd);
+    return;
+  }
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    const int64_t pid = temporary_pid(e->d_name, base);
+    if (pid <= 0 || pid == ::getpid() || pid > std::numeric_limits<pid_t>::max()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to probe)
+    const int fd = ::openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::flock(fd, LOCK_EX | LOCK_NB) == 0) stale.emplace_back(e->d_name);
+    ::close(fd);  // drops the lock; the writer is dead, nobody else creates this name
+  }
+  for (const std::string& name : stale) (void)::unlinkat(dfd, name.c_str(), 0);
+  ::closedir(d);  // closes dfd
+}
+
+/// The file being written by an atomic save: anonymous (O_TMPFILE) where the system
+/// supports it, else a named temporary; either way removed unless committed.
 class TempFile {
 public:
-  TempFile(std::string path, int64_t fault) : path_(std::move(path)), fault_(fault) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    UNROLL_CHECK(fd_ >= 0, "save_safetensors: cannot create '{}': {}", path_, errno_text());
+  TempFile(const std::string& target, int64_t fault, bool anonymous)
+      : name_(fmt::format("{}.tmp-{}-{}", target, ::getpid(), g_save_counter.fetch_add(1))), fault_(fault) {
+#ifdef O_TMPFILE
+    if (anonymous) {
+      fd_ = ::open(parent_directory(target).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+      anonymous_ = fd_ >= 0;
+    }
+#else
+    (void)anonymous;
+#endif
+    if (fd_ < 0) {
+      fd_ = ::open(name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      UNROLL_CHECK(fd_ >= 0, "save_safetensors: cannot create '{}': {}", name_, errno_text());
+      named_ = true;
+    }
+    (void)::flock(fd_, LOCK_EX | LOCK_NB);  // marks the file live (Note [crash-safe save])
   }
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
   ~TempFile() {
     if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
+    if (named_ && !committed_) ::unlink(name_.c_str());
   }
+
+  bool anonymous() const { return anonymous_; }
 
   void write(const void* data, size_t n) {
     auto p = static_cast<const char*>(data);
@@ -516,41 +603,57 @@ public:
     while (allowed > 0) {
       const ssize_t w = ::write(fd_, p, allowed);
       if (w < 0 && errno == EINTR) continue;
-      UNROLL_CHECK(w > 0, "save_safetensors: cannot write '{}': {}", path_, errno_text());
+      UNROLL_CHECK(w > 0, "save_safetensors: cannot write '{}': {}", what(), errno_text());
       p += w;
       allowed -= static_cast<size_t>(w);
       n -= static_cast<size_t>(w);
       written_ += w;
     }
     UNROLL_CHECK(n == 0, "save_safetensors: cannot write '{}': simulated fault after {} bytes (unroll::testing)",
-                 path_, written_);
+                 what(), written_);
   }
 
-  /// fsync, close and rename over `target`; from here on the temporary is the file.
+  /// fsync, name (if anonymous), close and rename over `target`; from here on the
+  /// temporary is the file.
   void commit(const std::string& target) {
-    UNROLL_CHECK(::fsync(fd_) == 0, "save_safetensors: cannot sync '{}': {}", path_, errno_text());
+    UNROLL_CHECK(::fsync(fd_) == 0, "save_safetensors: cannot sync '{}': {}", what(), errno_text());
+    if (anonymous_) link_anonymous();
     const int fd = fd_;
     fd_ = -1;
-    UNROLL_CHECK(::close(fd) == 0, "save_safetensors: cannot close '{}': {}", path_, errno_text());
-    UNROLL_CHECK(::rename(path_.c_str(), target.c_str()) == 0, "save_safetensors: cannot rename '{}' to '{}': {}",
-                 path_, target, errno_text());
+    UNROLL_CHECK(::close(fd) == 0, "save_safetensors: cannot close '{}': {}", name_, errno_text());
+    UNROLL_CHECK(::rename(name_.c_str(), target.c_str()) == 0, "save_safetensors: cannot rename '{}' to '{}': {}",
+                 name_, target, errno_text());
     committed_ = true;
   }
 
 private:
-  std::string path_;
+  std::string what() const { return anonymous_ ? fmt::format("{} (anonymous)", name_) : name_; }
+
+  /// Gives the anonymous file its temporary name: linkat(AT_EMPTY_PATH) needs
+  /// CAP_DAC_READ_SEARCH, the /proc/self/fd link works for everyone with /proc.
+  void link_anonymous() {
+    int rc = ::linkat(fd_, "", AT_FDCWD, name_.c_str(), AT_EMPTY_PATH);
+    if (rc != 0) {
+      const std::string proc = fmt::format("/proc/self/fd/{}", fd_);
+      rc = ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, name_.c_str(), AT_SYMLINK_FOLLOW);
+    }
+    UNROLL_CHECK(rc == 0, "save_safetensors: cannot link the written file as '{}': {}", name_, errno_text());
+    named_ = true;
+  }
+
+  std::string name_;
   int fd_ = -1;
   int64_t fault_;
   int64_t written_ = 0;
+  bool anonymous_ = false;
+  bool named_ = false;
   bool committed_ = false;
 };
 
 /// Makes a completed rename durable. Best effort: the new file is already in place, so a
 /// directory that cannot be synced is not an error of the save.
 void sync_parent_directory(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int fd = ::open(parent_directory(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
   (void)::fsync(fd);
   ::close(fd);
@@ -567,12 +670,25 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const M
   const uint64_t n = header.size();
   std::memcpy(length, &n, 8);
 
-  TempFile tmp(fmt::format("{}.tmp-{}", path, ::getpid()), fault);
+  remove_stale_temporaries(path);
+  TempFile tmp(path, fault, g_use_tmpfile.load());
   tmp.write(length, 8);
   tmp.write(header.data(), header.size());
   for (const auto& [name, t] : tensors) tmp.write(t.raw_data(), static_cast<size_t>(t.numel()) * dtype_size(t.dtype()));
   tmp.commit(path);
   sync_parent_directory(path);
+}
+
+bool checkpoint_writes_anonymously(const std::string& directory) {
+#ifdef O_TMPFILE
+  const int fd = ::open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+#else
+  (void)directory;
+  return false;
+#endif
 }
 
 SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, const std::string& what) {
@@ -663,5 +779,7 @@ Metadata load(Module& m, const std::string& path, bool strict) {
 namespace unroll::testing {
 
 void set_checkpoint_write_fault(int64_t fail_after_bytes) { unroll::g_write_fault.store(fail_after_bytes); }
+
+void set_checkpoint_anonymous_writes(bool enabled) { unroll::g_use_tmpfile.store(enabled); }
 
 }  // namespace unroll::testing

@@ -34,10 +34,17 @@ namespace unroll {
 using Metadata = std::map<std::string, std::string>;
 
 /// Writes tensors (F32, F64 or I64) and metadata as a safetensors file
-/// (safetensors.torch.save_file). Atomic: writes `path.tmp-<pid>`, fsyncs it and renames
-/// it over `path`; on any failure the previous file at `path` is untouched and the
-/// temporary is removed.
+/// (safetensors.torch.save_file). Atomic and crash-safe (Note [crash-safe save] in
+/// checkpoint.cpp): the data goes to an anonymous O_TMPFILE file (Linux; else a named
+/// `path.tmp-<pid>-<n>`), is fsynced, then named and renamed over `path`; on any failure
+/// the previous file at `path` is untouched and nothing is left behind, and a process
+/// killed mid-save leaves nothing (or, on the fallback, a temporary that the next save to
+/// `path` removes; a live writer's temporary is never touched).
 void save_safetensors(const std::string& path, const StateDict& tensors, const Metadata& metadata = {});
+
+/// Whether saves into `directory` use an anonymous O_TMPFILE file (false: the named
+/// temporary fallback, e.g. a file system without O_TMPFILE).
+bool checkpoint_writes_anonymously(const std::string& directory);
 
 /// The contents of a safetensors file: tensors in header order, and the metadata.
 struct SafetensorsFile {
@@ -67,5 +74,9 @@ namespace unroll::testing {
 /// temporary file, then fails with an unroll::Error as a full disk would (if the file is
 /// longer). The fault is used up by that one save; a negative value disarms it.
 void set_checkpoint_write_fault(int64_t fail_after_bytes);
+
+/// Test only: false makes every save use the named-temporary fallback of Note [crash-safe
+/// save] instead of O_TMPFILE (process-wide; true restores the default).
+void set_checkpoint_anonymous_writes(bool enabled);
 
 }  // namespace unroll::testing
