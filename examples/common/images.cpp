@@ -82,7 +82,8 @@ std::string panel_svg(const ImagePanel& p, double x0, double y0, double cell) {
 
 std::string ImageGrid::svg() const {
   UNROLL_CHECK(columns > 0 && cell > 0, "ImageGrid: columns ({}) and cell ({}) must be positive", columns, cell);
-  for (size_t i = 0; i < panels.size(); ++i) check_panel(panels[i], i);
+  for (size_t i = 0; i < panels.size(); ++i)
+    if (!panels[i].blank) check_panel(panels[i], i);
   const double gap = 10, margin = 16, line_h = 14;
   size_t lines = 0;
   for (const ImagePanel& p : panels) lines = std::max(lines, p.lines.size());
@@ -120,6 +121,7 @@ std::string ImageGrid::svg() const {
     if (c == 0 && static_cast<size_t>(r) < row_headers.size() && !row_headers[static_cast<size_t>(r)].empty())
       s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"12\">{}</text>\n", x0, y0 + 12,
                        esc(row_headers[static_cast<size_t>(r)]));
+    if (p.blank) continue;
     s += panel_svg(p, x0, y0 + header_h, cell);
     for (size_t l = 0; l < p.lines.size(); ++l)
       s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"middle\" fill=\"{}\">{}</text>\n",

@@ -28,6 +28,7 @@ struct ImagePanel {
   /// it covers by (1 - value / max) * 0.85, so the brightest part is where the map is largest.
   int64_t overlay_height = 0, overlay_width = 0;
   std::vector<double> overlay;
+  bool blank = false;  ///< draws nothing: keeps the panel's place in the grid
 };
 
 struct ImageGrid {
