@@ -20,7 +20,7 @@
 // no training scene has (--hold-out, default "blue triangle"): can the model say a
 // composition it never saw? The figure shows, per generated word, where the model looked.
 //
-//   ./caption                       about 35 s on one core
+//   ./caption                       about 30 s on one core
 //   ./caption --beam 5 --hold-out "red circle"
 #include <unroll.h>
 
