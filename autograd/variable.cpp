@@ -1,6 +1,7 @@
 // Variable handles, recording, the backward engine and graph teardown.
 #include "autograd/function.h"
 
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -12,7 +13,12 @@ thread_local bool t_grad_enabled = true;
 thread_local bool t_anomaly = false;
 thread_local int t_step = -1;
 thread_local int64_t t_live_nodes = 0;
-thread_local uint32_t t_epoch = 0;
+// Visit marks of the backward engine's graph walk. One counter for the whole process, not
+// one per thread: a graph may be back-propagated on another thread than the one that built
+// it (or that ran an earlier pass over shared nodes), and two threads' counters would give
+// the same mark to different passes, so the later pass would take the nodes the earlier one
+// marked as already visited and skip them (test_threads: no gradient at all).
+std::atomic<uint32_t> g_epoch{0};
 
 // Iterative teardown (Note [graph lifetime]): when a node's count drops to zero it is
 // queued; only the outermost release runs the queue, so destroying a node whose inputs
@@ -364,7 +370,7 @@ std::string Variable::name() const {
 // grad: an iterative depth-first search with an explicit stack, finishing a node after all
 // its inputs, so `order` lists inputs before the nodes made from them.
 static std::vector<Node*> topological_order(Node* root) {
-  const uint32_t epoch = ++t_epoch;
+  const uint32_t epoch = g_epoch.fetch_add(1, std::memory_order_relaxed) + 1;
   std::vector<Node*> order;
   std::vector<std::pair<Node*, uint32_t>> stack;  // node, next input to visit
   root->visit = epoch;
