@@ -8,6 +8,8 @@
 #   UNROLL_JOBS=N             build/test parallelism (default 2)
 #   UNROLL_BUILD_DIR          default build
 #   UNROLL_ASAN_BUILD_DIR     default build-asan
+#   UNROLL_TSAN_BUILD_DIR     default build-tsan
+#   UNROLL_TSAN_TESTS         tests built and run by `tsan` (default "test_threads test_determinism")
 #   UNROLL_CONSUMER_DIR       default build-consumer (library build used by `consumer`)
 #   UNROLL_SKIP_DEPS=1        do not check or install Debian packages
 set -euo pipefail
@@ -18,6 +20,8 @@ cd "$ROOT"
 JOBS=${UNROLL_JOBS:-2}
 BUILD_DIR=${UNROLL_BUILD_DIR:-build}
 ASAN_DIR=${UNROLL_ASAN_BUILD_DIR:-build-asan}
+TSAN_DIR=${UNROLL_TSAN_BUILD_DIR:-build-tsan}
+TSAN_TESTS=${UNROLL_TSAN_TESTS:-test_threads test_determinism}
 CONSUMER_DIR=${UNROLL_CONSUMER_DIR:-build-consumer}
 
 # Debian packages needed to build and test.
@@ -31,6 +35,7 @@ usage: ./scripts/dev.sh <command> [args...]
   demo [args...]     build (Release, build/) and run build/examples/demo with the args
   test [ctest args]  build everything (Release, build/) and run all tests with ctest
   asan [ctest args]  build with ASan+UBSan (build-asan/) and run all tests
+  tsan [ctest args]  build the thread tests with clang ThreadSanitizer (build-tsan/) and run them
   consumer           install the library to a temp prefix, build and run tests/consumer against it
   bench [args...]    build (Release, build/) and run every bench program with the args
   help               this text
@@ -110,6 +115,28 @@ cmd_asan() {
   run ctest --test-dir "$ASAN_DIR" --output-on-failure -j "$JOBS" "$@"
 }
 
+cmd_tsan() {
+  cmd_deps
+  command -v clang++ >/dev/null 2>&1 || die "tsan needs clang++ (apt-get install clang)"
+  # shellcheck disable=SC2206  # word splitting is intended
+  local tests=(${TSAN_TESTS})
+  log "tsan: configure + build ${tests[*]} with ThreadSanitizer ($TSAN_DIR, clang, Debug at -O1)"
+  if [ ! -f "$TSAN_DIR/CMakeCache.txt" ]; then
+    CC=clang CXX=clang++ configure "$TSAN_DIR" -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" \
+      -DUNROLL_TSAN=ON -DUNROLL_BUILD_TESTS=ON -DUNROLL_BUILD_BENCH=OFF -DUNROLL_BUILD_EXAMPLES=OFF \
+      -DUNROLL_BUILD_TOOLS=OFF
+  else
+    configure "$TSAN_DIR"
+  fi
+  build "$TSAN_DIR" --target "${tests[@]}"
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+  local regex
+  regex="^($(IFS='|'; echo "${tests[*]}"))\$"
+  log "tsan: ctest (TSAN_OPTIONS=$TSAN_OPTIONS)"
+  if [ $# -eq 0 ]; then set -- -R "$regex"; fi
+  run ctest --test-dir "$TSAN_DIR" --output-on-failure -j "$JOBS" "$@"
+}
+
 CONSUMER_TMP=""
 cleanup_consumer() { if [ -n "$CONSUMER_TMP" ]; then rm -rf "$CONSUMER_TMP"; fi; }
 
@@ -169,6 +196,7 @@ case $cmd in
   demo) cmd_demo "$@" ;;
   test) cmd_test "$@" ;;
   asan) cmd_asan "$@" ;;
+  tsan) cmd_tsan "$@" ;;
   consumer) cmd_consumer ;;
   bench) cmd_bench "$@" ;;
   help | -h | --help) usage ;;
