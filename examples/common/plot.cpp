@@ -134,6 +134,15 @@ std::string LinePlot::svg() const {
   std::snprintf(buf, sizeof buf, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n",
                 left, top, pw, ph);
   s += buf;
+  for (const Band& b : bands) {
+    const double bx0 = std::clamp(px(b.x0), left, left + pw), bx1 = std::clamp(px(b.x1), left, left + pw);
+    if (!(bx1 > bx0)) continue;
+    std::snprintf(buf, sizeof buf, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" fill-opacity=\"0.18\"/>\n",
+                  bx0, top, bx1 - bx0, ph, b.color.c_str());
+    s += buf;
+    const std::string fill = "fill=\"" + b.color + "\" font-weight=\"bold\"";
+    s += text((bx0 + bx1) / 2, b.label_below ? top + ph - 6 : top + 15, b.label, "middle", 13, fill.c_str());
+  }
   s += text(left + pw / 2, height - 14, xlabel, "middle", 13);
   std::snprintf(buf, sizeof buf, "transform=\"rotate(-90 %.1f %.1f)\"", 18.0, top + ph / 2);
   s += text(18, top + ph / 2, ylabel + (log_y ? " (log scale)" : ""), "middle", 13, buf);
