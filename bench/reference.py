@@ -12,6 +12,9 @@ prefixed "torch_" matching the unroll bench's names.
 Recurrent workloads (bench/bench_rnn.cpp's, same names with the "torch_" prefix): one train
 step is forward, cross-entropy, backward, clip_grad_norm_(1.0) and Adam, with nn.LSTM /
 nn.GRU / nn.RNN (PyTorch's fused C++ recurrent path) and pack_padded_sequence for the word LM.
+
+Convolution workloads (bench/bench_conv.cpp's): forward and backward of one conv1d / conv2d /
+max_pool2d with a fixed upstream gradient, and of an 8-level TCN.
 """
 import argparse
 import json
@@ -172,6 +175,91 @@ def wordlm_words_per_s(sents, vocab, mb, count):
     return words / secs
 
 
+CONVS = [  # name, B, C_in, C_out, k, dilation, T (conv1d) or H=W (conv2d): bench/bench_conv.cpp's list
+    ("conv1d_b32_c32_t200_k3_d1", 32, 32, 32, 3, 1, 200, 0),
+    ("conv1d_b32_c64_t200_k3_d4", 32, 64, 64, 3, 4, 200, 0),
+    ("conv1d_b32_c64_t600_k3_d1", 32, 64, 64, 3, 1, 600, 0),
+    ("conv1d_b32_c32_t600_k7_d8", 32, 32, 32, 7, 8, 600, 0),
+    ("conv1d_b32_c64_t600_k7_d32", 32, 64, 64, 7, 32, 600, 0),
+    ("conv2d_b64_1to16_8x8_k3", 64, 1, 16, 3, 1, 0, 8),
+    ("conv2d_b64_16to32_8x8_k3", 64, 16, 32, 3, 1, 0, 8),
+    ("conv2d_b64_1to16_28x28_k3", 64, 1, 16, 3, 1, 0, 28),
+    ("conv2d_b64_16to32_14x14_k3", 64, 16, 32, 3, 1, 0, 14),
+    ("conv2d_b64_16to32_28x28_k3", 64, 16, 32, 3, 1, 0, 28),
+]
+
+
+def best_ms(reps, run):
+    run()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        run()
+        best = min(best, (time.perf_counter() - t0) * 1e3)
+    return best
+
+
+def conv_ms(B, cin, cout, k, dilation, T, HW, reps):
+    """y = conv(x, w, b); y.backward(g), as bench_conv: conv1d inputs pre-padded on the left."""
+    if T:
+        x = torch.randn(B, cin, T + (k - 1) * dilation, requires_grad=True)
+        w = (torch.randn(cout, cin, k) * 0.1).requires_grad_(True)
+        fwd = lambda: torch.nn.functional.conv1d(x, w, b, dilation=dilation)
+    else:
+        x = torch.randn(B, cin, HW, HW, requires_grad=True)
+        w = (torch.randn(cout, cin, k, k) * 0.1).requires_grad_(True)
+        fwd = lambda: torch.nn.functional.conv2d(x, w, b, padding=k // 2)
+    b = torch.randn(cout, requires_grad=True)
+    g = torch.randn(fwd().shape)
+
+    def run():
+        x.grad = w.grad = b.grad = None
+        fwd().backward(g)
+    return best_ms(reps, run)
+
+
+class TemporalBlock(nn.Module):
+    """Bai et al.'s residual block as unroll's nn/tcn.h builds it (no weight norm)."""
+
+    def __init__(self, cin, cout, k, dilation):
+        super().__init__()
+        self.conv1 = nn.Conv1d(cin, cout, k, dilation=dilation)
+        self.conv2 = nn.Conv1d(cout, cout, k, dilation=dilation)
+        self.downsample = nn.Conv1d(cin, cout, 1) if cin != cout else None
+        self.left = (k - 1) * dilation
+
+    def forward(self, x):
+        pad = torch.nn.functional.pad
+        h = torch.relu(self.conv1(pad(x, (self.left, 0))))
+        h = torch.relu(self.conv2(pad(h, (self.left, 0))))
+        return torch.relu(h + (x if self.downsample is None else self.downsample(x)))
+
+
+def convolutional(args):
+    sel = lambda name: args.workload in ("all", "conv") or name.startswith(args.workload)
+    reps = 3 if args.quick else 20
+    for name, *shape in CONVS:
+        if sel(name):
+            report(args, "torch_" + name, conv_ms(*shape, reps), "ms")
+    if sel("maxpool2d_b64_c16_28x28_k2"):
+        x = torch.randn(64, 16, 28, 28, requires_grad=True)
+        g = torch.randn(64, 16, 14, 14)
+
+        def run():
+            x.grad = None
+            torch.nn.functional.max_pool2d(x, 2).backward(g)
+        report(args, "torch_maxpool2d_b64_c16_28x28_k2", best_ms(reps, run), "ms")
+    if sel("tcn_b32_c32_t600_k7_l8"):
+        tcn = nn.Sequential(*[TemporalBlock(1 if i == 0 else 32, 32, 7, 2 ** i) for i in range(8)])
+        x = torch.randn(32, 1, 600, requires_grad=True)
+        g = torch.randn(32, 32, 600)
+
+        def run():
+            tcn.zero_grad(set_to_none=True)
+            tcn(x).backward(g)
+        report(args, "torch_tcn_b32_c32_t600_k7_l8", best_ms(2 if args.quick else 5, run), "ms")
+
+
 def recurrent(args):
     steps = 2 if args.quick else 5
     sel = lambda name: args.workload in ("all", "rnn") or name.startswith(args.workload)
@@ -208,7 +296,7 @@ def main():
     p.add_argument("--json", action="store_true")
     p.add_argument("--reps", type=int, default=200)
     p.add_argument("--workload", default="all",
-                   help="all, small_op, gemm, rnn, or a prefix of a recurrent workload name")
+                   help="all, small_op, gemm, rnn, conv, or a prefix of a workload name")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--text", default="", help="word-LM corpus (one sentence per line)")
     args = p.parse_args()
@@ -226,7 +314,9 @@ def main():
         for m in (1, 32, 64):
             for k in (256, 512):
                 report(args, f"torch_sgemm_nt_{m}x1024x{k}", sgemm(m, 1024, k, True), "GFLOP/s")
-    if args.workload not in ("small_op", "gemm"):
+    if args.workload in ("all", "conv") or args.workload.startswith(("conv", "maxpool", "tcn")):
+        convolutional(args)
+    if args.workload not in ("small_op", "gemm", "conv") and not args.workload.startswith(("conv", "maxpool", "tcn")):
         recurrent(args)
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one benchmark command: builds Release, runs bench_autograd, bench_gemm and bench_rnn,
+# The one benchmark command: builds Release, runs bench_autograd, bench_gemm, bench_conv and bench_rnn,
 # runs bench/reference.py (PyTorch) on the same workloads, and prints one table of
 # unroll vs PyTorch with ratios and targets.
 #
@@ -78,6 +78,12 @@ torch_run "$THREADS" --workload small_op
 "$BUILD/bench/bench_gemm" --json $QUICK >>"$OUT" || true
 torch_run "$THREADS" --workload gemm
 
+log "convolutions (threads $THREADS)"
+for rep in $(seq 1 "$REPS"); do
+  "$BUILD/bench/bench_conv" --json --threads "$THREADS" $QUICK >>"$OUT"
+  torch_run "$THREADS" --workload conv $QUICK
+done
+
 WORKLOADS=(charlm_lstm_b32_h256 charlm_gru_b32_h256 charlm_rnn_b32_h256 charlm_lstm_b1_h64 charlm_gru_b1_h64
   charlm_rnn_b1_h64 wordlm_mb64 wordlm_mb16 wordlm_mb1 scaling_lstm_t100 scaling_lstm_t1000 scaling_lstm_t10000
   threads_lstm_b32_h512_t1 threads_lstm_b32_h512_t2)
@@ -151,6 +157,17 @@ if u1 and u2:
     s = u1 / u2
     row("threads: 2-thread speedup (1 thread / 2 threads)", s, p1 / p2 if p1 and p2 else None, "x", None, ">= 1.6x",
         "yes" if s >= 1.6 else "NO")
+
+CONVS = ["conv1d_b32_c32_t200_k3_d1", "conv1d_b32_c64_t200_k3_d4", "conv1d_b32_c64_t600_k3_d1",
+         "conv1d_b32_c32_t600_k7_d8", "conv1d_b32_c64_t600_k7_d32", "conv2d_b64_1to16_8x8_k3",
+         "conv2d_b64_16to32_8x8_k3", "conv2d_b64_1to16_28x28_k3", "conv2d_b64_16to32_14x14_k3",
+         "conv2d_b64_16to32_28x28_k3"]
+for name in CONVS + ["maxpool2d_b64_c16_28x28_k2", "tcn_b32_c32_t600_k7_l8"]:
+    speed_row(name, 1.0)
+for name in CONVS:
+    gf, gemm = get(name + "_gflops"), get(name + "_gemm_gflops")
+    if gf and gemm:
+        row(f"{name}: GFLOP/s (unroll column: conv; ratio: of its GEMM)", gf, None, "GFLOP/s", gf / gemm, "-", "-")
 
 def fmt(v):
     if v is None:

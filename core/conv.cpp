@@ -54,8 +54,9 @@ struct ConvPlan {
   bool no_unfold() const {                          // col is the input itself
     return kH == 1 && kW == 1 && g.stride == Size2(1) && g.padding == Size2(0);
   }
-  /// Samples unfolded side by side per GEMM: enough for ~512 columns, at most B.
-  int64_t batch() const { return no_unfold() ? 1 : std::clamp<int64_t>((512 + P() - 1) / P(), 1, B); }
+  /// Samples unfolded side by side per GEMM: enough for ~1024 columns, at most B (measured
+  /// against 512 and 2048 on the bench_conv shapes: 1024 was best or equal on every one).
+  int64_t batch() const { return no_unfold() ? 1 : std::clamp<int64_t>((1024 + P() - 1) / P(), 1, B); }
 };
 
 std::string str2(Size2 s, bool one_d) { return one_d ? fmt::format("{}", s.w) : fmt::format("({}, {})", s.h, s.w); }
@@ -112,44 +113,93 @@ void check_conv_tensors(const char* op, const Tensor& x, const Tensor& w, const 
 
 // ---- im2col / col2im ----------------------------------------------------------------------
 
+/// Output columns [j0, j1) of a kernel column at offset off (= kj*dw - pw) read input columns
+/// j*sw + off inside [0, W); the others read the zero padding.
+inline std::pair<int64_t, int64_t> valid_columns(int64_t off, int64_t sw, int64_t W, int64_t Wo) {
+  const int64_t j0 = std::clamp<int64_t>(off >= 0 ? 0 : (-off + sw - 1) / sw, 0, Wo);
+  const int64_t j1 = std::clamp<int64_t>(W - off <= 0 ? 0 : (W - off + sw - 1) / sw, j0, Wo);
+  return {j0, j1};
+}
+
 /// col[(c, ki, kj), j*P + p] for channels c of x (one sample, [Cg, H, W]); row stride ldc.
-template <typename T>
-void im2col(const ConvPlan& p, const T* x, T* col, int64_t ldc) {
+/// The rows are short for small images (8 floats for 8x8), so they are written by plain
+/// loops, not by memcpy/memset calls; kStride1 lets the compiler vectorise the copy.
+template <bool kStride1, typename T>
+void im2col_rows(const ConvPlan& p, const T* x, T* col, int64_t ldc) {
   const auto [sh, sw] = p.g.stride;
   const auto [ph, pw] = p.g.padding;
   const auto [dh, dw] = p.g.dilation;
+  const int64_t Wo = p.Wo;
   for (int64_t c = 0; c < p.Cg; ++c) {
     const T* xc = x + c * p.H * p.W;
     for (int64_t ki = 0; ki < p.kH; ++ki) {
       for (int64_t kj = 0; kj < p.kW; ++kj, col += ldc) {
-        // Output columns j whose input column j*sw - pw + kj*dw lies inside [0, W).
         const int64_t off = kj * dw - pw;
-        const int64_t j0 = std::clamp<int64_t>(off >= 0 ? 0 : (-off + sw - 1) / sw, 0, p.Wo);
-        const int64_t j1 = std::clamp<int64_t>(p.W - off <= 0 ? 0 : (p.W - off + sw - 1) / sw, j0, p.Wo);
+        const auto [j0, j1] = valid_columns(off, sw, p.W, Wo);
         T* dst = col;
-        for (int64_t i = 0; i < p.Ho; ++i, dst += p.Wo) {
+        for (int64_t i = 0; i < p.Ho; ++i, dst += Wo) {
           const int64_t ih = i * sh - ph + ki * dh;
           if (ih < 0 || ih >= p.H) {
-            std::fill(dst, dst + p.Wo, T(0));
+            for (int64_t j = 0; j < Wo; ++j) dst[j] = T(0);
             continue;
           }
-          const T* src = xc + ih * p.W;  // element j of the output row reads src[j*sw + off]
-          std::fill(dst, dst + j0, T(0));
-          if (sw == 1) {
-            if (j1 > j0) std::memcpy(dst + j0, src + j0 + off, static_cast<size_t>(j1 - j0) * sizeof(T));
-          } else {
-            for (int64_t j = j0; j < j1; ++j) dst[j] = src[j * sw + off];
-          }
-          std::fill(dst + j1, dst + p.Wo, T(0));
+          const T* src = xc + ih * p.W + off;  // output column j reads src[j * sw]
+          for (int64_t j = 0; j < j0; ++j) dst[j] = T(0);
+          if constexpr (kStride1)
+            for (int64_t j = j0; j < j1; ++j) dst[j] = src[j];
+          else
+            for (int64_t j = j0; j < j1; ++j) dst[j] = src[j * sw];
+          for (int64_t j = j1; j < Wo; ++j) dst[j] = T(0);
         }
       }
     }
   }
 }
 
-/// dx[c, ...] += every entry of dcol at the input element im2col copied it from.
+/// The common "same" case (stride 1, Wo == W): the valid rows of one kernel offset are one
+/// contiguous run of x, copied at once; then the few edge columns that read across a row
+/// boundary are set to zero.
 template <typename T>
-void col2im(const ConvPlan& p, const T* col, int64_t ldc, T* dx) {
+void im2col_same(const ConvPlan& p, const T* x, T* col, int64_t ldc) {
+  const int64_t W = p.W, H = p.H, Ho = p.Ho, HW = H * W;
+  for (int64_t c = 0; c < p.Cg; ++c) {
+    const T* xc = x + c * HW;
+    for (int64_t ki = 0; ki < p.kH; ++ki) {
+      const int64_t shift = ki * p.g.dilation.h - p.g.padding.h;  // ih = i + shift
+      const int64_t i0 = std::clamp<int64_t>(-shift, 0, Ho), i1 = std::clamp<int64_t>(H - shift, i0, Ho);
+      for (int64_t kj = 0; kj < p.kW; ++kj, col += ldc) {
+        const int64_t off = kj * p.g.dilation.w - p.g.padding.w;
+        const auto [j0, j1] = valid_columns(off, 1, W, W);
+        std::fill(col, col + i0 * W, T(0));
+        std::fill(col + i1 * W, col + Ho * W, T(0));
+        // dst[i*W + j] = xc[(i + shift)*W + j + off] for i in [i0, i1): one run of source,
+        // clipped to x's plane (the clipped ends are edge columns, zeroed below).
+        const int64_t first = (i0 + shift) * W + off, last = (i1 + shift) * W + off;
+        const int64_t a = std::max<int64_t>(first, 0), b = std::min<int64_t>(last, HW);
+        if (b > a) std::memcpy(col + i0 * W + (a - first), xc + a, static_cast<size_t>(b - a) * sizeof(T));
+        for (int64_t i = i0; i < i1; ++i) {
+          T* row = col + i * W;
+          for (int64_t j = 0; j < j0; ++j) row[j] = T(0);
+          for (int64_t j = j1; j < W; ++j) row[j] = T(0);
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void im2col(const ConvPlan& p, const T* x, T* col, int64_t ldc) {
+  if (p.g.stride == Size2(1) && p.Wo == p.W)
+    im2col_same(p, x, col, ldc);
+  else if (p.g.stride.w == 1)
+    im2col_rows<true>(p, x, col, ldc);
+  else
+    im2col_rows<false>(p, x, col, ldc);
+}
+
+/// dx[c, ...] += every entry of dcol at the input element im2col copied it from.
+template <bool kStride1, typename T>
+void col2im_rows(const ConvPlan& p, const T* col, int64_t ldc, T* dx) {
   const auto [sh, sw] = p.g.stride;
   const auto [ph, pw] = p.g.padding;
   const auto [dh, dw] = p.g.dilation;
@@ -158,18 +208,28 @@ void col2im(const ConvPlan& p, const T* col, int64_t ldc, T* dx) {
     for (int64_t ki = 0; ki < p.kH; ++ki) {
       for (int64_t kj = 0; kj < p.kW; ++kj, col += ldc) {
         const int64_t off = kj * dw - pw;
-        const int64_t j0 = std::clamp<int64_t>(off >= 0 ? 0 : (-off + sw - 1) / sw, 0, p.Wo);
-        const int64_t j1 = std::clamp<int64_t>(p.W - off <= 0 ? 0 : (p.W - off + sw - 1) / sw, j0, p.Wo);
+        const auto [j0, j1] = valid_columns(off, sw, p.W, p.Wo);
         const T* src = col;
         for (int64_t i = 0; i < p.Ho; ++i, src += p.Wo) {
           const int64_t ih = i * sh - ph + ki * dh;
           if (ih < 0 || ih >= p.H) continue;
-          T* dst = xc + ih * p.W;
-          for (int64_t j = j0; j < j1; ++j) dst[j * sw + off] += src[j];
+          T* dst = xc + ih * p.W + off;
+          if constexpr (kStride1)
+            for (int64_t j = j0; j < j1; ++j) dst[j] += src[j];
+          else
+            for (int64_t j = j0; j < j1; ++j) dst[j * sw] += src[j];
         }
       }
     }
   }
+}
+
+template <typename T>
+void col2im(const ConvPlan& p, const T* col, int64_t ldc, T* dx) {
+  if (p.g.stride.w == 1)
+    col2im_rows<true>(p, col, ldc, dx);
+  else
+    col2im_rows<false>(p, col, ldc, dx);
 }
 
 // ---- the three products ---------------------------------------------------------------------

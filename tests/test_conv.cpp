@@ -89,6 +89,11 @@ const std::vector<ConvCase> kConvCases = {
     {"1 x T (a conv1d)", {3, 2, 1, 11}, {4, 2, 1, 3}, {{1, 2}, {0, 3}, {1, 2}, 1}, true},
     {"many small samples (batched GEMM)", {37, 2, 3, 3}, {3, 2, 2, 2}, {1, 1, 1, 1}, true},
     {"large output (one sample per GEMM)", {2, 1, 24, 25}, {2, 1, 3, 3}, {1, 1, 1, 1}, true},
+    // The "same width" unfold (stride 1, W' == W) copies whole runs of rows at once.
+    {"same width, valid height: padding (0, 1)", {2, 2, 6, 5}, {3, 2, 3, 3}, {1, {0, 1}, 1, 1}, true},
+    {"same: 5x5 kernel, padding 2, on 4x3", {2, 2, 4, 3}, {2, 2, 5, 5}, {1, 2, 1, 1}, true},
+    {"same: dilation 2, padding 2", {2, 2, 6, 7}, {3, 2, 3, 3}, {1, 2, 2, 1}, true},
+    {"same: width 1", {3, 2, 5, 1}, {2, 2, 3, 1}, {1, {1, 0}, 1, 1}, true},
 };
 
 }  // namespace

@@ -76,8 +76,9 @@ bool Cli::get_flag(const std::string& name, const std::string& help) {
 
 uint64_t Cli::seed() { return static_cast<uint64_t>(get_int("seed", 0, "random seed (same seed, same run)")); }
 bool Cli::json() { return get_flag("json", "end with one JSON line of the final metrics on stdout"); }
+std::string Cli::out_path() { return get_string("out", dir_ + "/out/" + program_, "folder for figures and files"); }
 std::string Cli::out_dir() {
-  std::string d = get_string("out", dir_ + "/out/" + program_, "folder for figures and files");
+  std::string d = out_path();
   plot::make_dirs(d);
   return d;
 }

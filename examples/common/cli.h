@@ -29,6 +29,7 @@ public:
   uint64_t seed();
   bool json();
   std::string out_dir();  ///< created if missing
+  std::string out_path();  ///< the same folder, not created (for a program that may write nothing)
   /// Prints usage and exits 0 on --help; exits 2 naming any unknown or malformed flag.
   void done();
   const std::string& program() const { return program_; }
