@@ -104,6 +104,16 @@ struct OpNode final : Node {
   void release_saved() override { fn.reset(); }
 };
 bool should_record(std::span<const Variable* const> inputs);
+// Watches recording and backward on this thread (GraphTrace in autograd/graph.h): told of
+// every node as it is recorded (its value still there) and of every gradient backward
+// computes, in the engine's order. One pointer test per op when no one watches.
+struct GraphObserver {
+  virtual ~GraphObserver() = default;
+  virtual void on_record(const Node* n) = 0;
+  virtual void on_backward_start(const Node* root) = 0;
+  virtual void on_grad(const Node* n, const Tensor& grad) = 0;
+};
+GraphObserver*& graph_observer();
 Variable finish_record(Node* node, const char* op, Tensor&& out, std::span<const Variable* const> inputs);
 }  // namespace detail
 

@@ -13,12 +13,17 @@ thread_local bool t_grad_enabled = true;
 thread_local bool t_anomaly = false;
 thread_local int t_step = -1;
 thread_local int64_t t_live_nodes = 0;
+<<<<<<< HEAD
 // Visit marks of the backward engine's graph walk. One counter for the whole process, not
 // one per thread: a graph may be back-propagated on another thread than the one that built
 // it (or that ran an earlier pass over shared nodes), and two threads' counters would give
 // the same mark to different passes, so the later pass would take the nodes the earlier one
 // marked as already visited and skip them (test_threads: no gradient at all).
 std::atomic<uint32_t> g_epoch{0};
+=======
+thread_local uint32_t t_epoch = 0;
+thread_local detail::GraphObserver* t_observer = nullptr;
+>>>>>>> main
 
 // Iterative teardown (Note [graph lifetime]): when a node's count drops to zero it is
 // queued; only the outermost release runs the queue, so destroying a node whose inputs
@@ -232,6 +237,8 @@ void Grads::add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a, bo
 
 namespace detail {
 
+GraphObserver*& graph_observer() { return t_observer; }
+
 bool should_record(std::span<const Variable* const> inputs) {
   if (!t_grad_enabled) return false;
   for (const Variable* v : inputs) {
@@ -253,6 +260,7 @@ Variable finish_record(Node* node, const char* op, Tensor&& out, std::span<const
   Variable v(node);
   if (t_anomaly && !all_finite(node->data))
     fail("anomaly: forward of {} produced NaN or Inf", describe(node));
+  if (t_observer) t_observer->on_record(node);
   return v;
 }
 
@@ -415,6 +423,7 @@ static void run_backward(Node* root, Tensor seed, bool retain_graph) {
     else if (n->op) n->grad = Tensor();  // left over from an interrupted backward
   }
   accumulate(root, std::move(seed));
+  if (t_observer) t_observer->on_backward_start(root);
   try {
     backward_pass(order, retain_graph);
   } catch (...) {
@@ -444,6 +453,7 @@ static void backward_pass(const std::vector<Node*>& order, bool retain_graph) {
     if (t_anomaly && !all_finite(n->grad)) fail("anomaly: the gradient of {} contains NaN or Inf", describe(n));
     if (n->extra)
       for (auto& hook : n->extra->hooks) hook(n->grad);
+    if (t_observer) t_observer->on_grad(n, n->grad);
     if (!n->op) continue;  // a leaf keeps its gradient
     Grads grads(n);
     n->run_backward(n->grad, grads);

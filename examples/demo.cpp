@@ -96,6 +96,8 @@ static int run(int argc, char** argv) {
   for (const CellRun& r : runs) total += r.log.seconds;
   fmt::print("\ntraining time {:.1f}s\nfigures:\n  {}\n  {}\n", total, loss_path, flow_path);
   fmt::print("more: build/examples/adding, build/examples/gradient_flow (exploding gradients, clipping); docs/story.md\n");
+  fmt::print("see BPTT happen: build/examples/explore --out {} writes interactive pages ({}/graph_rnn_trained.html, "
+             "graph_lstm_trained.html, ...; open from file://, docs/story.md 'Reading the graph pages')\n", out, out);
 
   JsonLine result;
   result.add("gradcheck_ok", core_ok ? 1.0 : 0.0).add("T", static_cast<double>(cfg.T)).add("baseline", kAddingBaseline);

@@ -15,6 +15,7 @@
 
 #include "common/cli.h"
 #include "common/plot.h"
+#include "common/seq2seq_model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -28,7 +29,7 @@ using namespace unroll::examples;
 
 // ---- data -----------------------------------------------------------------------------------
 // Tokens: 0 PAD, 1 BOS, 2 EOS, then the symbols 'a', 'b', ... (kFirstSymbol onwards).
-constexpr int64_t kPad = 0, kBos = 1, kEos = 2, kFirstSymbol = 3;
+constexpr int64_t kPad = kSeqPad, kBos = kSeqBos, kEos = kSeqEos, kFirstSymbol = kSeqFirstSymbol;
 
 std::string token_text(int64_t tok) {
   if (tok == kPad) return "_";
@@ -58,163 +59,17 @@ std::vector<int64_t> random_string(Generator& gen, int64_t symbols, int64_t min_
   return s;
 }
 
-// A padded batch: sources [T,B] for the encoder, decoder inputs <s> y_1 .. y_n and targets
-// y_1 .. y_n </s>, both [T+1,B] with PAD (ignored by the loss) after each sequence's end.
-struct Batch {
-  Tensor src;                    // [T,B] int64
-  Tensor dec_in;                 // [T+1,B] int64
-  Tensor dec_out;                // [T+1,B] int64
-  Tensor key_mask;               // [B,T]: 1 at real source positions, 0 at padding
-  std::vector<int64_t> lengths;  // B source lengths
-};
-
-Batch make_batch(const std::vector<std::vector<int64_t>>& sources, const Task& task, int64_t T) {
-  const int64_t B = static_cast<int64_t>(sources.size());
-  std::vector<int64_t> src(static_cast<size_t>(T * B), kPad), din(static_cast<size_t>((T + 1) * B), kPad),
-      dout(static_cast<size_t>((T + 1) * B), kPad);
-  std::vector<double> mask(static_cast<size_t>(B * T), 0.0);
-  Batch batch;
-  for (int64_t b = 0; b < B; ++b) {
-    const std::vector<int64_t>& s = sources[static_cast<size_t>(b)];
-    const std::vector<int64_t> y = task.target(s);
-    const int64_t n = static_cast<int64_t>(s.size());
-    batch.lengths.push_back(n);
-    din[static_cast<size_t>(b)] = kBos;
-    for (int64_t t = 0; t < n; ++t) {
-      src[static_cast<size_t>(t * B + b)] = s[static_cast<size_t>(t)];
-      mask[static_cast<size_t>(b * T + t)] = 1.0;
-      din[static_cast<size_t>((t + 1) * B + b)] = y[static_cast<size_t>(t)];
-      dout[static_cast<size_t>(t * B + b)] = y[static_cast<size_t>(t)];
-    }
-    dout[static_cast<size_t>(n * B + b)] = kEos;
-  }
-  batch.src = indices(src, {T, B});
-  batch.dec_in = indices(din, {T + 1, B});
-  batch.dec_out = indices(dout, {T + 1, B});
-  batch.key_mask = tensor(mask, {B, T});
-  return batch;
+// A padded batch (common/seq2seq_model.h): sources [T,B], decoder inputs and targets [T+1,B].
+Seq2SeqBatch make_batch(const std::vector<std::vector<int64_t>>& sources, const Task& task, int64_t T) {
+  std::vector<std::vector<int64_t>> targets;
+  for (const std::vector<int64_t>& s : sources) targets.push_back(task.target(s));
+  return make_seq2seq_batch(sources, targets, T, T);
 }
 
 // ---- model ----------------------------------------------------------------------------------
-// Encoder: embedding -> bidirectional GRU -> outputs [T,B,2H], the keys and values.
-// Decoder (Bahdanau et al. 2015): at step j, with state s_{j-1} [B,Hd] (Hd = 2H),
-//   (context_j, a_j) = attention(query s_{j-1}, keys = values = encoder outputs, key mask)
-//   s_j = GRUCell([embed(y_{j-1}); context_j], s_{j-1})
-//   logits_j = W_out [s_j; context_j] + b_out
-// s_0 = tanh(W_init [h_fwd_last; h_bwd_last] + b_init).
-struct Attention : Module {
-  std::string kind;
-  std::shared_ptr<AdditiveAttention> additive;
-  std::shared_ptr<GeneralAttention> general;
-  Attention(const std::string& k, int64_t query_dim, int64_t key_dim) : kind(k) {
-    if (kind == "additive")
-      additive = register_module("additive", std::make_shared<AdditiveAttention>(query_dim, key_dim, query_dim));
-    else if (kind == "general")
-      general = register_module("general", std::make_shared<GeneralAttention>(query_dim, key_dim));
-    else UNROLL_CHECK(kind == "dot", "seq2seq: --attention must be additive, general or dot, got '{}'", kind);
-  }
-  /// query [B,Hd], keys [B,T,2H], mask [B,T] -> context [B,2H], weights [B,T]
-  AttentionResult forward(const Variable& query, const Variable& keys, const Tensor& mask) const {
-    if (additive) return (*additive)(query, keys, keys, mask);
-    if (general) return (*general)(query, keys, keys, mask);
-    return dot_product_attention(query, keys, keys, mask);
-  }
-};
-
-struct Seq2Seq : Module {
-  int64_t V, E, H;
-  std::shared_ptr<Embedding> src_embed, tgt_embed;
-  std::shared_ptr<GRU> encoder;
-  std::shared_ptr<Linear> init_state;
-  std::shared_ptr<Attention> attention;
-  std::shared_ptr<GRUCell> decoder;
-  std::shared_ptr<Linear> out;
-
-  Seq2Seq(int64_t vocab, int64_t embed, int64_t hidden, const std::string& attention_kind)
-      : V(vocab), E(embed), H(hidden) {
-    src_embed = register_module("src_embed", std::make_shared<Embedding>(V, E, kPad));
-    tgt_embed = register_module("tgt_embed", std::make_shared<Embedding>(V, E, kPad));
-    encoder = register_module("encoder", std::make_shared<GRU>(GRUOptions{.input_size = E, .hidden_size = H,
-                                                                          .bidirectional = true}));
-    init_state = register_module("init_state", std::make_shared<Linear>(2 * H, 2 * H));
-    attention = register_module("attention", std::make_shared<Attention>(attention_kind, 2 * H, 2 * H));
-    decoder = register_module("decoder", std::make_shared<GRUCell>(E + 2 * H, 2 * H));
-    out = register_module("out", std::make_shared<Linear>(4 * H, V));
-  }
-
-  struct Encoded {
-    Variable keys;  // [B,T,2H]
-    Variable s0;    // [B,2H]
-  };
-  Encoded encode(const Batch& batch) {
-    RNNOutput enc = (*encoder)((*src_embed)(batch.src), Variable(), batch.lengths);  // output [T,B,2H], h_n [2,B,H]
-    Variable last = concat({narrow(enc.h_n, 0, 0, 1), narrow(enc.h_n, 0, 1, 1)}, 2);   // [1,B,2H]
-    Variable s0 = tanh((*init_state)(squeeze(last, 0)));                               // [B,2H]
-    return {transpose(enc.output, 0, 1), s0};
-  }
-
-  /// One decoder step: previous token [B] and state [B,2H] -> logits [B,V], new state, weights [B,T].
-  struct Step {
-    Variable logits, state, weights;
-  };
-  Step step(const Tensor& prev_token, const Variable& state, const Encoded& enc, const Tensor& mask) {
-    AttentionResult a = attention->forward(state, enc.keys, mask);      // context [B,2H], weights [B,T]
-    Variable x = concat({(*tgt_embed)(prev_token), a.context}, 1);       // [B,E+2H]
-    Variable s = decoder->forward(x, state);                            // [B,2H]
-    Variable logits = (*out)(concat({s, a.context}, 1));                 // [B,V]
-    return {logits, s, a.weights};
-  }
-
-  /// Teacher forcing: the mean cross-entropy of the targets given the true previous tokens.
-  Variable loss(const Batch& batch) {
-    Encoded enc = encode(batch);
-    const int64_t steps = batch.dec_in.size(0);
-    std::vector<Variable> logits;
-    Variable s = enc.s0;
-    for (int64_t j = 0; j < steps; ++j) {
-      StepScope scope(static_cast<int>(j));
-      Step st = step(narrow(batch.dec_in, 0, j, 1).reshape({-1}), s, enc, batch.key_mask);
-      logits.push_back(st.logits);
-      s = st.state;
-    }
-    Variable all = stack(logits, 0);  // [T+1,B,V]
-    return cross_entropy(reshape(all, {-1, V}), batch.dec_out.reshape({-1}), kPad);
-  }
-
-  /// Greedy decoding of up to `max_steps` tokens: the tokens [B][steps] and the attention
-  /// weights [B][steps][T].
-  struct Decoded {
-    std::vector<std::vector<int64_t>> tokens;
-    std::vector<std::vector<std::vector<double>>> weights;
-  };
-  Decoded greedy(const Batch& batch, int64_t max_steps) {
-    NoGradGuard no_grad;
-    Encoded enc = encode(batch);
-    const int64_t B = batch.src.size(1), T = batch.src.size(0);
-    Decoded d{std::vector<std::vector<int64_t>>(static_cast<size_t>(B)),
-              std::vector<std::vector<std::vector<double>>>(static_cast<size_t>(B))};
-    Tensor prev = full({B}, static_cast<double>(kBos), DType::I64);
-    Variable s = enc.s0;
-    for (int64_t j = 0; j < max_steps; ++j) {
-      Step st = step(prev, s, enc, batch.key_mask);
-      s = st.state;
-      prev = argmax(st.logits.data(), 1);  // [B]
-      const std::vector<int64_t> tok = prev.to_indices();
-      const std::vector<double> w = st.weights.data().to_vector();
-      for (int64_t b = 0; b < B; ++b) {
-        d.tokens[static_cast<size_t>(b)].push_back(tok[static_cast<size_t>(b)]);
-        d.weights[static_cast<size_t>(b)].emplace_back(w.begin() + b * T, w.begin() + (b + 1) * T);
-      }
-    }
-    return d;
-  }
-};
-
-// Greedy output up to and including the first EOS (or everything, if there is none).
-std::vector<int64_t> until_eos(const std::vector<int64_t>& tokens) {
-  auto end = std::find(tokens.begin(), tokens.end(), kEos);
-  return {tokens.begin(), end == tokens.end() ? end : end + 1};
-}
+// The encoder-decoder of common/seq2seq_model.h: a bidirectional GRU encoder and a GRUCell
+// decoder that attends over its outputs at every step (Bahdanau et al. 2015).
+using Seq2Seq = Seq2SeqModel;
 
 struct Accuracy {
   double sequence = 0, token = 0;
@@ -296,7 +151,7 @@ int run(int argc, char** argv) {
 
   // Model.
   manual_seed(seed);
-  Seq2Seq model(V, embed, hidden, attention_kind);
+  Seq2Seq model(V, V, embed, hidden, attention_kind, "seq2seq");
   optim::Adam opt(model.parameters(), lr);
   optim::CosineAnnealingLR schedule(opt, steps, lr / 20);
   fmt::print("seq2seq: task {}, length {}..{}, {} symbols, {} attention, {} parameters\n", task_name, min_len, max_len,
@@ -307,7 +162,7 @@ int run(int argc, char** argv) {
   Progress progress("train", steps, !json);
   double smooth = std::log(static_cast<double>(V));
   for (int64_t step = 1; step <= steps; ++step) {
-    Batch batch = training_batch();
+    Seq2SeqBatch batch = training_batch();
     opt.zero_grad();
     Variable loss = model.loss(batch);
     loss.backward();

@@ -134,6 +134,15 @@ std::string LinePlot::svg() const {
   std::snprintf(buf, sizeof buf, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n",
                 left, top, pw, ph);
   s += buf;
+  for (const Band& b : bands) {
+    const double bx0 = std::clamp(px(b.x0), left, left + pw), bx1 = std::clamp(px(b.x1), left, left + pw);
+    if (!(bx1 > bx0)) continue;
+    std::snprintf(buf, sizeof buf, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" fill-opacity=\"0.18\"/>\n",
+                  bx0, top, bx1 - bx0, ph, b.color.c_str());
+    s += buf;
+    const std::string fill = "fill=\"" + b.color + "\" font-weight=\"bold\"";
+    s += text((bx0 + bx1) / 2, b.label_below ? top + ph - 6 : top + 15, b.label, "middle", 13, fill.c_str());
+  }
   s += text(left + pw / 2, height - 14, xlabel, "middle", 13);
   std::snprintf(buf, sizeof buf, "transform=\"rotate(-90 %.1f %.1f)\"", 18.0, top + ph / 2);
   s += text(18, top + ph / 2, ylabel + (log_y ? " (log scale)" : ""), "middle", 13, buf);
@@ -196,7 +205,20 @@ std::string Heatmap::svg() const {
   for (const auto& r : values)
     UNROLL_CHECK(r.size() == cols, "Heatmap: rows have different lengths ({} and {})", cols, r.size());
   const double cell = std::clamp(420.0 / static_cast<double>(std::max<size_t>({rows, cols, 1})), 8.0, 48.0);
-  const double left = 80, top = 50, pw = cell * static_cast<double>(cols), ph = cell * static_cast<double>(rows);
+  // Room for the longest row label (estimated at font size 10: 6 px a character, 10 px for
+  // a wide one such as a Korean syllable, i.e. a 3-byte UTF-8 sequence from U+1100 on).
+  double widest = 0;
+  for (const std::string& l : row_labels) {
+    double w = 0;
+    for (size_t i = 0; i < l.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(l[i]);
+      if ((c & 0xC0) == 0x80) continue;
+      w += c >= 0xE1 ? 10 : 6;
+    }
+    widest = std::max(widest, w);
+  }
+  const double left = std::max(80.0, 34 + widest), top = 50, pw = cell * static_cast<double>(cols),
+               ph = cell * static_cast<double>(rows);
   const double width = left + pw + 110, height = top + ph + 60;
   std::string s = header(width, height);
   s += text(width / 2, 26, title, "middle", 15, "font-weight=\"bold\"");

@@ -19,8 +19,17 @@ struct Series {
   bool markers = false;  ///< draw a dot at every point (for sparse data)
 };
 
+/// A shaded range of x with a label, drawn behind the series (e.g. where an event is).
+struct Band {
+  double x0 = 0, x1 = 0;
+  std::string label;
+  std::string color = "#999999";
+  bool label_below = false;  ///< label at the bottom of the plot instead of the top
+};
+
 struct LinePlot {
   std::string title, xlabel, ylabel;
+  std::vector<Band> bands;
   bool log_y = false;  ///< log10 y axis; non-positive values are skipped
   double width = 720, height = 440;
   std::vector<Series> series;
