@@ -13,17 +13,13 @@ thread_local bool t_grad_enabled = true;
 thread_local bool t_anomaly = false;
 thread_local int t_step = -1;
 thread_local int64_t t_live_nodes = 0;
-<<<<<<< HEAD
 // Visit marks of the backward engine's graph walk. One counter for the whole process, not
 // one per thread: a graph may be back-propagated on another thread than the one that built
 // it (or that ran an earlier pass over shared nodes), and two threads' counters would give
 // the same mark to different passes, so the later pass would take the nodes the earlier one
 // marked as already visited and skip them (test_threads: no gradient at all).
 std::atomic<uint32_t> g_epoch{0};
-=======
-thread_local uint32_t t_epoch = 0;
 thread_local detail::GraphObserver* t_observer = nullptr;
->>>>>>> main
 
 // Iterative teardown (Note [graph lifetime]): when a node's count drops to zero it is
 // queued; only the outermost release runs the queue, so destroying a node whose inputs
