@@ -121,6 +121,7 @@ cmd_asan() {
 
 cmd_tsan() {
   cmd_deps
+  install_debian_packages --hint "clang (for ThreadSanitizer)" --require clang++ clang
   command -v clang++ >/dev/null 2>&1 || die "tsan needs clang++ (apt-get install clang)"
   # shellcheck disable=SC2206  # word splitting is intended
   local tests=(${TSAN_TESTS})
