@@ -232,6 +232,16 @@ void col2im(const ConvPlan& p, const T* col, int64_t ldc, T* dx) {
     col2im_rows<false>(p, col, ldc, dx);
 }
 
+/// The columns of samples n0..n0+m, group gi, side by side ([Kg, ld]): x itself when the
+/// convolution needs no unfolding, else written into buf by im2col.
+template <typename T>
+const T* unfold(const ConvPlan& p, const T* x, int64_t n0, int64_t m, int64_t gi, int64_t ld, Tensor& buf) {
+  if (p.no_unfold()) return x + (n0 * p.C + gi * p.Cg) * p.P();
+  T* c = buf.data<T>();
+  for (int64_t j = 0; j < m; ++j) im2col(p, x + ((n0 + j) * p.C + gi * p.Cg) * p.H * p.W, c + j * p.P(), ld);
+  return c;
+}
+
 // ---- the three products ---------------------------------------------------------------------
 
 template <typename T>
@@ -244,14 +254,7 @@ void conv_forward(const ConvPlan& p, const T* x, const T* w, const T* b, T* y) {
   for (int64_t n0 = 0; n0 < p.B; n0 += nb) {
     const int64_t m = std::min(nb, p.B - n0);  // samples in this chunk
     for (int64_t gi = 0; gi < p.groups; ++gi) {
-      const T* col;
-      if (p.no_unfold()) {
-        col = x + (n0 * p.C + gi * p.Cg) * P;
-      } else {
-        T* c = col_t.data<T>();
-        for (int64_t j = 0; j < m; ++j) im2col(p, x + ((n0 + j) * p.C + gi * p.Cg) * p.H * p.W, c + j * P, ld);
-        col = c;
-      }
+      const T* col = unfold(p, x, n0, m, gi, ld, col_t);
       const T* wg = w + gi * p.Og * Kg;
       if (nb == 1) {  // straight into y[n0, gi*Og:, :]
         kernels::gemm(false, false, p.Og, P, Kg, T(1), wg, Kg, col, ld, T(0), y + (n0 * p.O + gi * p.Og) * P, P);
@@ -291,14 +294,7 @@ void conv_weight_grad(const ConvPlan& p, const T* dy, const T* x, T* dw) {
   for (int64_t n0 = 0; n0 < p.B; n0 += nb) {
     const int64_t m = std::min(nb, p.B - n0);
     for (int64_t gi = 0; gi < p.groups; ++gi) {
-      const T* col;
-      if (p.no_unfold()) {
-        col = x + (n0 * p.C + gi * p.Cg) * P;
-      } else {
-        T* c = col_t.data<T>();
-        for (int64_t j = 0; j < m; ++j) im2col(p, x + ((n0 + j) * p.C + gi * p.Cg) * p.H * p.W, c + j * P, ld);
-        col = c;
-      }
+      const T* col = unfold(p, x, n0, m, gi, ld, col_t);
       const T* dyg = gather_dy(p, dy, n0, m, gi, nb > 1 ? ld : P, nb > 1 ? dy_t.data<T>() : nullptr);
       // dW_g [Og, Kg] += dY_g [Og, m*P] col^T [m*P, Kg]
       kernels::gemm(false, true, p.Og, Kg, m * P, T(1), dyg, nb > 1 ? ld : P, col, ld, T(1), dw + gi * p.Og * Kg, Kg);

@@ -12,19 +12,6 @@ namespace unroll::plot {
 
 namespace {
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
 
 void check_panel(const ImagePanel& p, size_t i) {
   UNROLL_CHECK(p.height > 0 && p.width > 0, "ImageGrid: panel {} is {}x{}; both sides must be positive", i, p.height,
@@ -104,12 +91,12 @@ std::string ImageGrid::svg() const {
   double y = margin;
   if (!title.empty()) {
     s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"15\" font-weight=\"bold\">{}</text>\n", margin,
-                     y + 13, esc(title));
+                     y + 13, xml_escape(title));
     y += 22;
   }
   for (const std::string& note : notes) {
     s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"12\" fill=\"#444\">{}</text>\n", margin, y + 11,
-                     esc(note));
+                     xml_escape(note));
     y += 16;
   }
   if (panels.empty())
@@ -120,13 +107,13 @@ std::string ImageGrid::svg() const {
     const double x0 = margin + static_cast<double>(c) * (cell + gap), y0 = top + static_cast<double>(r) * row_h;
     if (c == 0 && static_cast<size_t>(r) < row_headers.size() && !row_headers[static_cast<size_t>(r)].empty())
       s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"12\">{}</text>\n", x0, y0 + 12,
-                       esc(row_headers[static_cast<size_t>(r)]));
+                       xml_escape(row_headers[static_cast<size_t>(r)]));
     if (p.blank) continue;
     s += panel_svg(p, x0, y0 + header_h, cell);
     for (size_t l = 0; l < p.lines.size(); ++l)
       s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"middle\" fill=\"{}\">{}</text>\n",
                        x0 + cell / 2, y0 + header_h + cell + 12 + static_cast<double>(l) * line_h,
-                       p.line_color.empty() ? "black" : esc(p.line_color), esc(p.lines[l]));
+                       p.line_color.empty() ? "black" : xml_escape(p.line_color), xml_escape(p.lines[l]));
   }
   return s + "</svg>\n";
 }

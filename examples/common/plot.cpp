@@ -10,11 +10,7 @@
 
 namespace unroll::plot {
 
-namespace {
-
-const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-
-std::string esc(const std::string& s) {
+std::string xml_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
@@ -27,6 +23,11 @@ std::string esc(const std::string& s) {
   }
   return o;
 }
+
+namespace {
+
+const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+
 
 // "Nice" tick positions covering [lo, hi]: steps of 1, 2 or 5 times a power of ten.
 std::vector<double> nice_ticks(double lo, double hi, int target = 6) {
@@ -56,7 +57,7 @@ std::string text(double x, double y, const std::string& s, const char* anchor = 
   char buf[160];
   std::snprintf(buf, sizeof buf, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%d\" text-anchor=\"%s\" %s>", x, y, size,
                 anchor, extra);
-  return std::string(buf) + esc(s) + "</text>\n";
+  return std::string(buf) + xml_escape(s) + "</text>\n";
 }
 
 std::string header(double w, double h) {

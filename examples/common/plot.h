@@ -53,6 +53,8 @@ struct Heatmap {
   void save(const std::string& path) const;
 };
 
+/// s with <, >, & and " escaped, for SVG text and attribute values.
+std::string xml_escape(const std::string& s);
 /// Writes text to path atomically (shared by the figure writers and the examples).
 void write_file_atomic(const std::string& path, const std::string& text);
 /// Creates a directory and its parents if missing.
