@@ -198,10 +198,19 @@ Tensor promote_bool(const Tensor& t, const Tensor& other) {
 }
 
 template <typename F>
-Tensor binary(const char* op, const Tensor& a0, const Tensor& b0, F f) {
-  check_defined(op, a0);
-  check_defined(op, b0);
-  const Tensor a = promote_bool(a0, b0), b = promote_bool(b0, a0);
+Tensor binary_same(const char* op, const Tensor& a, const Tensor& b, F f);
+
+template <typename F>
+Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
+  check_defined(op, a);
+  check_defined(op, b);
+  if (a.dtype() != b.dtype() && (a.dtype() == DType::Bool || b.dtype() == DType::Bool)) [[unlikely]]
+    return binary_same(op, promote_bool(a, b), promote_bool(b, a), f);
+  return binary_same(op, a, b, f);
+}
+
+template <typename F>
+Tensor binary_same(const char* op, const Tensor& a, const Tensor& b, F f) {
   check_same_dtype(op, a, b);
   Tensor out;
   dispatch_float(op, a.dtype(), [&]<typename T>() {

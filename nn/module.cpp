@@ -59,9 +59,7 @@ StateDict StateDict::submodule(std::string_view name) const {
   UNROLL_CHECK(!name.empty() && !name.ends_with('.'), "StateDict::submodule: name '{}' must be non-empty, without a trailing '.'",
                name);
   const std::string prefix = std::string(name) + ".";
-  StateDict out;
-  for (const auto& [k, v] : items_)
-    if (k.starts_with(prefix)) out.insert(k.substr(prefix.size()), v);
+  StateDict out = with_prefix(prefix).strip_prefix(prefix);
   if (out.size() == 0) {
     std::vector<std::string> tops;
     for (const auto& [k, v] : items_) {
