@@ -2,6 +2,7 @@
 // unroll: the whole public API in one include.
 #include "core/error.h"
 #include "core/tensor.h"
+#include "core/linalg.h"
 #include "autograd/variable.h"
 #include "autograd/function.h"
 #include "autograd/ops.h"
