@@ -8,6 +8,7 @@
 #include "autograd/ops.h"
 #include "autograd/conv.h"
 #include "autograd/gradcheck.h"
+#include "autograd/functional.h"
 #include "autograd/graph.h"
 #include "nn/module.h"
 #include "nn/init.h"
