@@ -339,9 +339,8 @@ static int run(int argc, char** argv) {
   for (int64_t t = 0; t < T; ++t) Ts[static_cast<size_t>(t)] = static_cast<double>(t + 1);
   for (int trained = 0; trained < 2; ++trained) {
     plot::LinePlot p;
-    p.title = fmt::format("sigma_max(dh_T/dh_0) {} (median of {} seed(s); LSTM: w.r.t. (h_0, c_0))",
-                          trained ? fmt::format("after {} steps on the adding problem", cfg.steps) : "at init",
-                          n_seeds);
+    p.title = fmt::format("sigma_max(dh_T/dh_0), {} (median of {} seed{})",
+                          trained ? fmt::format("trained {} steps", cfg.steps) : "at init", n_seeds, n_seeds == 1 ? "" : "s");
     p.xlabel = "T (steps between h_0 and h_T)";
     p.ylabel = "largest singular value";
     p.log_y = true;
@@ -353,13 +352,13 @@ static int run(int argc, char** argv) {
         for (int64_t t = 1; t <= T; ++t) b.push_back(std::pow(c.whh_norm, static_cast<double>(t)));
         bound.push_back(b);
       }
-      p.add(cell_kind_name(r.kind), Ts, median_curve(sig));
+      p.add(r.kind == CellKind::Lstm ? "LSTM (h_0, c_0)" : cell_kind_name(r.kind), Ts, median_curve(sig));
       p.series.back().color = colour(r.kind);
       if (r.kind == CellKind::Rnn) {
-        // Drawn up to 1e30 so that an exploding bound does not squash the measured curves.
+        // Drawn up to 1e6, so that a growing bound does not squash the measured curves.
         std::vector<double> b = median_curve(bound), x = Ts;
         size_t n = 0;
-        while (n < b.size() && b[n] < 1e30) ++n;
+        while (n < b.size() && b[n] < 1e6) ++n;
         b.resize(n), x.resize(n);
         p.add("bound ||W_hh||^T", x, b, true);
         p.series.back().color = colour(r.kind);
@@ -370,8 +369,8 @@ static int run(int argc, char** argv) {
   }
   if (sharp_every > 0) {
     plot::LinePlot p;
-    p.title = fmt::format("sharpness: top Hessian eigenvalue of the training MSE (T = {}, median of {} seed(s))",
-                          cfg.T, n_seeds);
+    p.title = fmt::format("top Hessian eigenvalue of the MSE (T = {}, median of {} seed{})", cfg.T, n_seeds,
+                          n_seeds == 1 ? "" : "s");
     p.xlabel = "training step";
     p.ylabel = "lambda_max(Hessian)";
     p.log_y = true;
