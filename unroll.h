@@ -4,6 +4,7 @@
 #include "core/tensor.h"
 #include "autograd/variable.h"
 #include "autograd/function.h"
+#include "autograd/grad.h"
 #include "autograd/ops.h"
 #include "autograd/conv.h"
 #include "autograd/gradcheck.h"
