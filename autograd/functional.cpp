@@ -1,6 +1,7 @@
 // torch.autograd.functional on grad(): see autograd/functional.h.
 #include "autograd/functional.h"
 
+#include "autograd/grad.h"
 #include "autograd/ops.h"
 
 #include <cmath>
@@ -54,14 +55,11 @@ std::vector<Variable> gradients(const Variable& out, const std::vector<Variable>
                                 bool create_graph, bool retain_graph) {
   std::vector<Variable> g(xs.size());
   if (out.requires_grad()) {
-    // First derivatives only until the engine's grad() lands: backward into the fresh
-    // leaves, read their .grad.
-    UNROLL_CHECK(!create_graph, "functional: create_graph needs grad() with create_graph, not available yet");
-    for (const Variable& x : xs) const_cast<Variable&>(x).zero_grad();
-    out.backward(seed.data(), {.retain_graph = retain_graph});
-    for (size_t i = 0; i < xs.size(); ++i)
-      if (xs[i].grad().defined()) g[i] = Variable(xs[i].grad().clone());
-    for (const Variable& x : xs) const_cast<Variable&>(x).zero_grad();
+    GradOptions o;
+    o.create_graph = create_graph;
+    o.retain_graph = retain_graph;
+    o.allow_unused = true;
+    g = unroll::grad(std::span<const Variable>(&out, 1), xs, std::span<const Variable>(&seed, 1), o);
   }
   for (size_t i = 0; i < xs.size(); ++i)
     if (!g[i].defined()) g[i] = Variable(zeros_like(xs[i].data()));

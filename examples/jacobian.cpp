@@ -16,8 +16,10 @@
 //   jacobian_init.svg      sigma_max(dh_T/dh_0) for T = 1..200 at PyTorch's default init,
 //                          with the tanh RNN's bound sigma_max(W_hh)^T (median over seeds)
 //   jacobian_trained.svg   the same after a short training on the adding problem
-//   sharpness.svg          the top eigenvalue of the Hessian of the training loss (power
-//                          iteration on Hessian-vector products) during that training
+//   sharpness.svg          with --sharp-every N: the top eigenvalue of the Hessian of the
+//                          training loss (power iteration on Hessian-vector products) during
+//                          that training. Needs the engine's grad(create_graph), which is not
+//                          merged yet: until then --sharp-every > 0 stops with its error.
 // Each J_t is functional::jacobian of ONE step, and dh_T/dh_0 = J_T (dh_{T-1}/dh_0) is built
 // incrementally (200 small Jacobians, not a 200-step graph per T); for T <= --check-T the
 // product is compared with a direct jacobian of the T-step unrolled function. Singular
@@ -199,7 +201,7 @@ static int run(int argc, char** argv) {
   cfg.lr = cli.get_double("lr", 3e-3, "Adam learning rate");
   cfg.clip = cli.get_double("clip", 1.0, "clip_grad_norm max norm (0: none)");
   cfg.test_size = cli.get_int("test", 500, "held-out sequences for the test MSE");
-  const int64_t sharp_every = cli.get_int("sharp-every", 100, "training steps between sharpness measurements (0: none)");
+  const int64_t sharp_every = cli.get_int("sharp-every", 0, "training steps between sharpness measurements (0: none; needs the engine's grad(create_graph), not merged yet)");
   const int64_t power_iters = cli.get_int("power-iters", 20, "Hessian-vector products per sharpness measurement");
   const int64_t check_T = cli.get_int("check-T", 4, "compare the product with a direct jacobian for T <= this");
   const double rnn_norm = cli.get_double("rnn-norm", 0,
