@@ -77,9 +77,8 @@ struct Node {
 class Grads {
 public:
   explicit Grads(const Node* node) : node_(node) {}
-  /// (Engine) only inputs whose Node::need equals need_mark take gradients (0: all); with a
-  /// sink, input i's gradient is summed into sink[i] instead of into the input node.
-  Grads(const Node* node, uint32_t need_mark, Tensor* sink) : node_(node), need_(need_mark), sink_(sink) {}
+  /// (Engine, grad()) only inputs whose Node::need equals need_mark take gradients (0: all).
+  Grads(const Node* node, uint32_t need_mark) : node_(node), need_(need_mark) {}
   /// Whether input i wants a gradient (skip computing it otherwise).
   bool needs(int i) const;
   int n_inputs() const { return static_cast<int>(node_->n_inputs); }
@@ -98,11 +97,11 @@ public:
 private:
   Node* target(int i) const {
     Node* in = node_->inputs[i];
-    return in && (need_ == 0 || in->need == need_) ? in : nullptr;
+    if (need_ != 0 && in && in->need != need_) [[unlikely]] return nullptr;
+    return in;
   }
   const Node* node_;
   uint32_t need_ = 0;
-  Tensor* sink_ = nullptr;
 };
 
 namespace detail {
