@@ -40,6 +40,7 @@ struct Node {
   bool released = false;  // backward already freed the saved state
   int32_t step = -1;      // StepScope label at creation
   uint32_t visit = 0;     // epoch mark used by the graph walks
+  uint32_t need = 0;      // grad(): epoch mark of the nodes a gradient is asked through
   uint32_t n_inputs = 0;
   Node** inputs = nullptr;  // points at inline_inputs or at a heap array
   Node* inline_inputs[3] = {nullptr, nullptr, nullptr};
@@ -76,6 +77,8 @@ struct Node {
 class Grads {
 public:
   explicit Grads(const Node* node) : node_(node) {}
+  /// (Engine, grad()) only inputs whose Node::need equals need_mark take gradients (0: all).
+  Grads(const Node* node, uint32_t need_mark) : node_(node), need_(need_mark) {}
   /// Whether input i wants a gradient (skip computing it otherwise).
   bool needs(int i) const;
   int n_inputs() const { return static_cast<int>(node_->n_inputs); }
@@ -92,7 +95,13 @@ public:
   /// in one GEMM when backward reaches the leaf (Note [deferred weight gradients]).
   void add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 private:
+  Node* target(int i) const {
+    Node* in = node_->inputs[i];
+    if (need_ != 0 && in && in->need != need_) [[unlikely]] return nullptr;
+    return in;
+  }
   const Node* node_;
+  uint32_t need_ = 0;
 };
 
 namespace detail {

@@ -1,5 +1,6 @@
 // Variable handles, recording, the backward engine and graph teardown.
 #include "autograd/function.h"
+#include "autograd/grad.h"
 
 #include <atomic>
 #include <cmath>
@@ -195,17 +196,17 @@ void Node::set_inputs(std::span<const Variable* const> vars) {
   }
 }
 
-bool Grads::needs(int i) const { return node_->inputs[i] != nullptr; }
+bool Grads::needs(int i) const { return target(i) != nullptr; }
 
 void Grads::add(int i, Tensor g) {
-  Node* in = node_->inputs[i];
+  Node* in = target(i);
   if (!in) return;
   if (!(g.shape() == in->value_shape())) g = sum_to(g, in->value_shape());
   accumulate(in, std::move(g));
 }
 
 void Grads::add_narrow(int i, int axis, int64_t start, const Tensor& g) {
-  Node* in = node_->inputs[i];
+  Node* in = target(i);
   if (!in) return;
   if (!in->grad.defined()) in->grad = zeros(in->value_shape(), in->value_dtype());
   else if (!in->grad.unique()) in->grad = in->grad.clone();
@@ -213,7 +214,7 @@ void Grads::add_narrow(int i, int axis, int64_t start, const Tensor& g) {
 }
 
 void Grads::add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
-  Node* in = node_->inputs[i];
+  Node* in = target(i);
   if (!in) return;
   if (in->op == nullptr && !t_anomaly && trans_a && !trans_b && a.ndim() == 2 && b.ndim() == 2 && a.shape()[0] <= kDeferRows &&
       a.shape()[0] == b.shape()[0] && a.dtype() == b.dtype() && a.dtype() == in->value_dtype() &&
@@ -370,58 +371,90 @@ std::string Variable::name() const {
 
 // ---- the backward engine ----------------------------------------------------------------
 
-// Reverse topological order of the nodes reachable from root through nodes that require
-// grad: an iterative depth-first search with an explicit stack, finishing a node after all
-// its inputs, so `order` lists inputs before the nodes made from them.
-static std::vector<Node*> topological_order(Node* root) {
+// Reverse topological order of the nodes reachable from the roots through nodes that
+// require grad: an iterative depth-first search with an explicit stack, finishing a node
+// after all its inputs, so `order` lists inputs before the nodes made from them.
+static std::vector<Node*> topological_order(std::span<Node* const> roots) {
   const uint32_t epoch = g_epoch.fetch_add(1, std::memory_order_relaxed) + 1;
   std::vector<Node*> order;
   std::vector<std::pair<Node*, uint32_t>> stack;  // node, next input to visit
-  root->visit = epoch;
-  stack.emplace_back(root, 0);
-  while (!stack.empty()) {
-    auto& [node, next] = stack.back();
-    if (next < node->n_inputs) {
-      Node* in = node->inputs[next++];
-      if (in && in->visit != epoch) {
-        in->visit = epoch;
-        stack.emplace_back(in, 0);
+  for (Node* root : roots) {
+    if (root->visit == epoch) continue;
+    root->visit = epoch;
+    stack.emplace_back(root, 0);
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      if (next < node->n_inputs) {
+        Node* in = node->inputs[next++];
+        if (in && in->visit != epoch) {
+          in->visit = epoch;
+          stack.emplace_back(in, 0);
+        }
+      } else {
+        order.push_back(node);
+        stack.pop_back();
       }
-    } else {
-      order.push_back(node);
-      stack.pop_back();
     }
   }
   return order;
 }
 
-static void backward_pass(const std::vector<Node*>& order, bool retain_graph);
+namespace {
 
-static void run_backward(Node* root, Tensor seed, bool retain_graph) {
-  UNROLL_CHECK(root->requires_grad,
-               "backward: the Variable does not require grad: no input of the ops that made it has "
-               "requires_grad=true (or it was made under NoGradGuard)");
-  std::vector<Node*> order = topological_order(root);
+// One run of the engine: backward() (gradients accumulate into the leaves) or grad()
+// (gradients of `targets` are returned; nothing else's .grad changes).
+struct EngineRun {
+  std::span<Node* const> roots;
+  std::span<const Tensor> seeds;  // one per root
+  bool retain_graph = false;
+  std::span<Node* const> targets;  // grad(): the inputs asked for; empty for backward()
+  std::vector<Tensor>* captured = nullptr;  // grad(): one per target
+};
+
+template <bool kGradMode>
+void backward_pass(const std::vector<Node*>& order, const EngineRun& run, uint32_t need);
+
+void run_engine(const EngineRun& run) {
+  const bool grad_mode = run.captured != nullptr;
+  std::vector<Node*> order = topological_order(run.roots);
   for (Node* n : order)
     UNROLL_CHECK(!n->released,
                  "backward: the graph through {} was already freed by a previous backward(); pass "
                  "BackwardOptions{{.retain_graph = true}} to the first backward() to walk it twice, or detach() "
                  "state that is carried from one iteration to the next",
                  describe(n));
+  // grad(): mark the nodes through which a gradient can reach a target (inputs come
+  // before their consumers in `order`, so one pass does it); only they take gradients.
+  uint32_t need = 0;
+  if (grad_mode) {
+    need = g_epoch.fetch_add(1, std::memory_order_relaxed) + 1;
+    for (Node* t : run.targets) t->need = need;
+    for (Node* n : order)
+      for (uint32_t i = 0; i < n->n_inputs && n->need != need; ++i)
+        if (n->inputs[i] && n->inputs[i]->need == need) n->need = need;
+  }
   // Gradients kept from earlier backward calls (a retained non-leaf gradient, or a leaf
-  // with hooks) are set aside so this pass propagates and reports only its own gradient;
-  // they are added back at the end, so gradients still accumulate across calls.
+  // with hooks; for grad(), every gradient) are set aside so this pass propagates and
+  // reports only its own gradient; they are put back at the end, so backward() still
+  // accumulates across calls and grad() leaves them as they were.
   std::vector<std::pair<Node*, Tensor>> stashed;
   for (Node* n : order) {
     if (!n->grad.defined()) continue;
-    const bool keeps = n->op ? n->retain_grad : (n->extra && !n->extra->hooks.empty());
+    const bool keeps = grad_mode || (n->op ? n->retain_grad : (n->extra && !n->extra->hooks.empty()));
     if (keeps) stashed.emplace_back(n, std::move(n->grad));
     else if (n->op) n->grad = Tensor();  // left over from an interrupted backward
   }
-  accumulate(root, std::move(seed));
-  if (t_observer) t_observer->on_backward_start(root);
+  for (size_t i = 0; i < run.roots.size(); ++i) accumulate(run.roots[i], run.seeds[i]);
+  auto restore = [&] {
+    if (grad_mode)
+      for (Node* n : order) n->grad = Tensor();
+    for (auto& [n, old] : stashed) accumulate(n, std::move(old));  // gradients of earlier calls stay
+  };
+  if (t_observer) t_observer->on_backward_start(run.roots[0]);
   try {
-    backward_pass(order, retain_graph);
+    // Two instances, so backward() pays for none of grad()'s tests.
+    if (grad_mode) backward_pass<true>(order, run, need);
+    else backward_pass<false>(order, run, need);
   } catch (...) {
     // Note [deferred weight gradients]: add what was held, then let the error go.
     for (Node* n : order)
@@ -434,14 +467,27 @@ static void run_backward(Node* root, Tensor seed, bool retain_graph) {
           n->extra->pending_rows = 0;
         }
       }
-    for (auto& [n, old] : stashed) accumulate(n, std::move(old));  // gradients of earlier calls stay
+    restore();
     throw;
   }
-  for (auto& [n, old] : stashed)
-    accumulate(n, std::move(old));
+  restore();
 }
 
-static void backward_pass(const std::vector<Node*>& order, bool retain_graph) {
+bool runs_backward(const Node* n, uint32_t need) {
+  if (!n->op) return false;
+  if (need == 0) return true;
+  for (uint32_t i = 0; i < n->n_inputs; ++i)
+    if (n->inputs[i] && n->inputs[i]->need == need) return true;
+  return false;
+}
+
+void capture(const EngineRun& run, Node* n) {
+  for (size_t k = 0; k < run.targets.size(); ++k)
+    if (run.targets[k] == n) (*run.captured)[k] = n->grad;
+}
+
+template <bool kGradMode>
+void backward_pass(const std::vector<Node*>& order, const EngineRun& run, uint32_t need) {
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* n = *it;
     if (has_pending(n)) flush_pending(n);  // all consumers of n have run
@@ -450,20 +496,34 @@ static void backward_pass(const std::vector<Node*>& order, bool retain_graph) {
     if (n->extra)
       for (auto& hook : n->extra->hooks) hook(n->grad);
     if (t_observer) t_observer->on_grad(n, n->grad);
-    if (!n->op) continue;  // a leaf keeps its gradient
-    Grads grads(n);
+    if constexpr (kGradMode) {
+      capture(run, n);
+      if (!runs_backward(n, need)) continue;  // a leaf keeps its gradient
+    } else if (!n->op) {
+      continue;  // a leaf keeps its gradient
+    }
+    Grads grads(n, need);
     n->run_backward(n->grad, grads);
     if (t_anomaly)
       for (uint32_t i = 0; i < n->n_inputs; ++i)
         if (n->inputs[i] && n->inputs[i]->grad.defined() && !all_finite(n->inputs[i]->grad))
           fail("anomaly: backward of {} produced NaN or Inf in the gradient of its input {}", describe(n), i);
-    if (!retain_graph) {
+    if (!run.retain_graph) {
       n->release_saved();
       n->released = true;
     }
-    if (!n->retain_grad) n->grad = Tensor();
+    if (!n->retain_grad || kGradMode) n->grad = Tensor();
   }
 }
+
+void check_root(const Node* root, const char* what) {
+  UNROLL_CHECK(root->requires_grad,
+               "{}: the Variable does not require grad: no input of the ops that made it has "
+               "requires_grad=true (or it was made under NoGradGuard)",
+               what);
+}
+
+}  // namespace
 
 void Variable::backward(BackwardOptions opt) const {
   Node* n = checked(node_, "backward");
@@ -471,7 +531,7 @@ void Variable::backward(BackwardOptions opt) const {
                "backward: called on a Variable of shape {} ({} elements); backward() without a gradient needs a "
                "one-element Variable (reduce it with sum() or mean(), or pass the upstream gradient)",
                n->data.shape(), n->data.numel());
-  run_backward(n, ones_like(n->data), opt.retain_graph);
+  backward(ones_like(n->data), opt);
 }
 
 void Variable::backward(const Tensor& grad, BackwardOptions opt) const {
@@ -479,7 +539,82 @@ void Variable::backward(const Tensor& grad, BackwardOptions opt) const {
   UNROLL_CHECK(grad.defined() && grad.shape() == n->data.shape() && grad.dtype() == n->data.dtype(),
                "backward: the upstream gradient ({} {}) must match the Variable ({} {})",
                grad.defined() ? grad.shape().str() : "undefined", grad.dtype(), n->data.shape(), n->data.dtype());
-  run_backward(n, grad, opt.retain_graph);
+  check_root(n, "backward");
+  UNROLL_CHECK(!opt.create_graph, "backward: create_graph is not implemented yet");
+  Node* roots[1] = {n};
+  EngineRun run;
+  run.roots = roots;
+  run.seeds = std::span<const Tensor>(&grad, 1);
+  run.retain_graph = opt.retain_graph.value_or(opt.create_graph);
+  run_engine(run);
+}
+
+std::vector<Variable> grad(std::span<const Variable> outputs, std::span<const Variable> inputs,
+                           std::span<const Variable> grad_outputs, GradOptions opt) {
+  UNROLL_CHECK(!outputs.empty(), "grad: no outputs given");
+  UNROLL_CHECK(grad_outputs.empty() || grad_outputs.size() == outputs.size(),
+               "grad: {} grad_outputs given for {} outputs (give one per output, or none for one-element outputs)",
+               grad_outputs.size(), outputs.size());
+  std::vector<Node*> roots;
+  std::vector<Tensor> seeds;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Variable& y = outputs[i];
+    UNROLL_CHECK(y.defined(), "grad: output {} is undefined", i);
+    UNROLL_CHECK(y.requires_grad(),
+                 "grad: output {} (op '{}', shape {}) does not require grad: no input of the ops that made it has "
+                 "requires_grad=true (or it was made under NoGradGuard)",
+                 i, y.op_name(), y.node()->value_shape());
+    Tensor seed;
+    if (grad_outputs.empty() || !grad_outputs[i].defined()) {
+      UNROLL_CHECK(y.node()->value_shape().numel() == 1,
+                   "grad: output {} has shape {} ({} elements); without grad_outputs every output must have one "
+                   "element (pass a grad_output of its shape)",
+                   i, y.node()->value_shape(), y.node()->value_shape().numel());
+      seed = ones(y.node()->value_shape(), y.node()->value_dtype());
+    } else {
+      const Variable& go = grad_outputs[i];
+      UNROLL_CHECK(go.shape() == y.node()->value_shape() && go.dtype() == y.node()->value_dtype(),
+                   "grad: grad_output {} ({} {}) must match output {} ({} {})", i, go.shape(), go.dtype(), i,
+                   y.node()->value_shape(), y.node()->value_dtype());
+      seed = go.data();
+    }
+    roots.push_back(y.node());
+    seeds.push_back(std::move(seed));
+  }
+  std::vector<Node*> targets;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    UNROLL_CHECK(inputs[i].defined(), "grad: input {} is undefined", i);
+    UNROLL_CHECK(inputs[i].requires_grad(),
+                 "grad: input {} (op '{}', shape {}) does not require grad, so no gradient can be taken with "
+                 "respect to it",
+                 i, inputs[i].op_name(), inputs[i].node()->value_shape());
+    targets.push_back(inputs[i].node());
+  }
+  UNROLL_CHECK(!opt.create_graph, "grad: create_graph is not implemented yet");
+  std::vector<Tensor> captured(targets.size());
+  EngineRun run;
+  run.roots = roots;
+  run.seeds = seeds;
+  run.retain_graph = opt.retain_graph.value_or(opt.create_graph);
+  run.targets = targets;
+  run.captured = &captured;
+  run_engine(run);
+  std::vector<Variable> result(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!captured[i].defined()) {
+      UNROLL_CHECK(opt.allow_unused,
+                   "grad: input {} (op '{}', shape {}) is not used to compute the outputs (no path leads from it to "
+                   "them); pass GradOptions{{.allow_unused = true}} to get an undefined Variable for it",
+                   i, inputs[i].op_name(), inputs[i].node()->value_shape());
+      continue;
+    }
+    result[i] = Variable(std::move(captured[i]));
+  }
+  return result;
+}
+
+std::vector<Variable> grad(const Variable& output, std::span<const Variable> inputs, GradOptions opt) {
+  return grad(std::span<const Variable>(&output, 1), inputs, {}, opt);
 }
 
 // ---- modes ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,12 @@ struct Node;
 
 /// Options for Variable::backward.
 struct BackwardOptions {
-  bool retain_graph = false;  ///< keep saved tensors so the graph can be walked again
+  /// Keep saved tensors so the graph can be walked again; unset = create_graph.
+  std::optional<bool> retain_graph;
+  /// Record the backward pass itself as ops (each formula in autograd/ops.cpp runs on
+  /// Variables), so gradients can be differentiated again. The leaves' .grad stays a plain
+  /// Tensor; use grad() (autograd/grad.h) to get the gradients as differentiable Variables.
+  bool create_graph = false;
 };
 
 class Variable {

@@ -516,6 +516,26 @@ TEST_CASE("bad input: Variables and backward") {
       {"register_hook without requires_grad", [] { Variable x(f32({2})); x.register_hook([](const Tensor&) {}); }, "register_hook"},
       {"op on an undefined Variable", [] { (void)tanh(Variable()); }, "undefined"},
       {"binary op with an undefined Variable", [] { (void)(v32({2}) + Variable()); }, "undefined"},
+      {"grad of no outputs", [] { grad(std::vector<Variable>{}, std::vector<Variable>{v32({2})}); }, "grad: no outputs"},
+      {"grad of an undefined output", [] { grad(Variable(), std::vector<Variable>{v32({2})}); }, "grad: output 0 is undefined"},
+      {"grad of a non-scalar without grad_outputs",
+       [] { Variable x = v32({2}); grad(x * 2.0, std::vector<Variable>{x}); }, "grad: output 0 has shape [2]"},
+      {"grad with an unused input",
+       [] { Variable x = v32({2}); grad(sum(x), std::vector<Variable>{x, v32({3})}); }, "grad: input 1"},
+      {"grad with respect to a constant",
+       [] { Variable x = v32({2}); grad(sum(x), std::vector<Variable>{Variable(f32({2}))}); }, "grad: input 0"},
+      {"grad with a grad_output of the wrong shape",
+       [] {
+         Variable x = v32({2});
+         grad(std::vector<Variable>{x * 2.0}, std::vector<Variable>{x}, std::vector<Variable>{Variable(f32({3}))});
+       },
+       "grad: grad_output 0"},
+      {"grad with too few grad_outputs",
+       [] {
+         Variable x = v32({2});
+         grad(std::vector<Variable>{x * 2.0, x * 3.0}, std::vector<Variable>{x}, std::vector<Variable>{Variable(f32({2}))});
+       },
+       "grad: 1 grad_outputs given for 2 outputs"},
   });
   check_all(std::vector<Defined>{
       {"backward through an empty tensor gives an empty gradient",

@@ -86,6 +86,7 @@ TrainLog train_adding(LastStepRegressor& model, const AddingConfig& cfg, const s
     const double max_norm = cfg.clip > 0 ? cfg.clip : std::numeric_limits<double>::infinity();
     log.grad_norm.push_back(clip_grad_norm(params, max_norm));            // the norm before clipping
     opt->step();
+    if (cfg.after_step) cfg.after_step(step);
 
     log.step_loss.push_back(loss.item());
     window += loss.item();

@@ -15,6 +15,7 @@
 #include <unroll.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,6 +75,9 @@ struct AddingConfig {
   int64_t test_size = 1000; ///< held-out sequences (drawn from seed + 1)
   uint64_t seed = 0;        ///< training batches
   bool progress = true;     ///< live progress line on stderr
+  /// If set, called after each optimizer step with the step number (1..steps), e.g. to
+  /// measure the model during training (examples/jacobian.cpp measures the sharpness).
+  std::function<void(int64_t step)> after_step;
 };
 
 struct TrainLog {
