@@ -79,7 +79,7 @@ TEST_CASE("char_lm: the loss starts at ln|V| and falls well below it; checkpoint
   CHECK(number(r.json, "val_loss") < 0.8 * ln_v);  // it generalises to the held-out tail
   CHECK(std::abs(number(r.json, "train_bpc") - final_train / std::log(2.0)) < 1e-9);
   std::string why;
-  CHECK_MESSAGE(well_formed_svg(out + "/char_lm_loss.svg", {"<polyline", "<text", "validation", "ln|V|"}, &why), why);
+  CHECK_MESSAGE(well_formed_svg(out + "/char_lm_loss.svg", {"<polyline", "<text", "validation", "log2|V|", "bits per character"}, &why), why);
   REQUIRE(std::filesystem::exists(ckpt));
 
   // The checkpoint carries the vocabulary and settings: a tensor file PyTorch can read.
