@@ -68,7 +68,7 @@ Variable pow(const Variable& x, double p) {
 Variable clamp(const Variable& x, double lo, double hi) {
   UNROLL_CHECK(lo <= hi, "clamp: lower bound {} is above upper bound {} (or one is NaN)", lo, hi);
   return record("clamp", clamp(x.data(), lo, hi), {x}, [xd = x.data(), lo, hi](const Tensor& dy, Grads& g) {
-    const Tensor inside = ge(xd, scalar_tensor(lo, xd.dtype())) * ge(scalar_tensor(hi, xd.dtype()), xd);
+    const Tensor inside = logical_and(ge(xd, lo), le(xd, hi));
     g.add(0, dy * inside);
   });
 }
@@ -115,7 +115,7 @@ Variable maximum(const Variable& a, const Variable& b) {
                 [ad = a.data(), bd = b.data()](const Tensor& dy, Grads& g) {
                   const Tensor take_a = ge(ad, bd);
                   if (g.needs(0)) g.add(0, dy * take_a);
-                  if (g.needs(1)) g.add(1, dy * (1.0 - take_a));
+                  if (g.needs(1)) g.add(1, dy * logical_not(take_a));
                 });
 }
 
@@ -125,7 +125,7 @@ Variable minimum(const Variable& a, const Variable& b) {
                 [ad = a.data(), bd = b.data()](const Tensor& dy, Grads& g) {
                   const Tensor take_a = ge(bd, ad);
                   if (g.needs(0)) g.add(0, dy * take_a);
-                  if (g.needs(1)) g.add(1, dy * (1.0 - take_a));
+                  if (g.needs(1)) g.add(1, dy * logical_not(take_a));
                 });
 }
 

@@ -16,6 +16,7 @@
 // padding needs no unfolding at all: col is the input itself.
 #include "core/conv.h"
 
+#include "core/dispatch.h"
 #include "core/gemm.h"
 
 #include <algorithm>
@@ -33,12 +34,7 @@ constexpr DType dtype_of() {
   return std::is_same_v<T, float> ? DType::F32 : DType::F64;
 }
 
-template <typename F>
-void dispatch_float(const char* op, DType dt, F&& f) {
-  if (dt == DType::F32) return f.template operator()<float>();
-  if (dt == DType::F64) return f.template operator()<double>();
-  fail("{}: expected a float32 or float64 tensor, got {}", op, dt);
-}
+using detail::dispatch_float;
 
 // ---- geometry ---------------------------------------------------------------------------
 

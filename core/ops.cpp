@@ -6,6 +6,7 @@
 // the compiler can vectorise. No allocation other than the output tensor.
 #include "core/gemm.h"
 #include "core/simd.h"
+#include "core/dispatch.h"
 #include "core/tensor.h"
 
 #include <algorithm>
@@ -20,28 +21,9 @@
 namespace unroll {
 namespace {
 
-void check_defined(const char* op, const Tensor& t) { UNROLL_CHECK(t.defined(), "{}: the tensor is undefined", op); }
-
-/// Calls f.template operator()<T>() with T = float or double; int64 is rejected.
-template <typename F>
-void dispatch_float(const char* op, DType dt, F&& f) {
-  switch (dt) {
-    case DType::F32: f.template operator()<float>(); return;
-    case DType::F64: f.template operator()<double>(); return;
-    case DType::I64: break;
-  }
-  fail("{}: expected a floating tensor, got {}", op, dt);
-}
-
-/// Calls f.template operator()<T>() with T = float, double or int64_t.
-template <typename F>
-void dispatch_any(DType dt, F&& f) {
-  switch (dt) {
-    case DType::F32: f.template operator()<float>(); return;
-    case DType::F64: f.template operator()<double>(); return;
-    case DType::I64: f.template operator()<int64_t>(); return;
-  }
-}
+using detail::check_defined;
+using detail::dispatch_any;
+using detail::dispatch_float;
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
   UNROLL_CHECK(a.dtype() == b.dtype(), "{}: dtypes {} and {} differ (shapes {} and {})", op, a.dtype(), b.dtype(),
@@ -209,10 +191,17 @@ void binary_kernel(const T* pa, const Shape& as, const T* pb, const Shape& bs, R
   }
 }
 
+/// A bool operand of arithmetic with a floating one becomes 0/1 in its dtype (torch's type
+/// promotion: mask * x is x where the mask is true, 0 elsewhere).
+Tensor promote_bool(const Tensor& t, const Tensor& other) {
+  return t.dtype() == DType::Bool && other.is_floating() ? t.to(other.dtype()) : t;
+}
+
 template <typename F>
-Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
-  check_defined(op, a);
-  check_defined(op, b);
+Tensor binary(const char* op, const Tensor& a0, const Tensor& b0, F f) {
+  check_defined(op, a0);
+  check_defined(op, b0);
+  const Tensor a = promote_bool(a0, b0), b = promote_bool(b0, a0);
   check_same_dtype(op, a, b);
   Tensor out;
   dispatch_float(op, a.dtype(), [&]<typename T>() {
@@ -223,19 +212,27 @@ Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
   return out;
 }
 
-/// Comparisons accept every dtype (int64 too) and give 1 or 0 in a's dtype.
+/// Comparisons (and the logical ops) accept every dtype of equal operands and give a Bool
+/// tensor.
 template <typename F>
 Tensor compare(const char* op, const Tensor& a, const Tensor& b, F f) {
   check_defined(op, a);
   check_defined(op, b);
   check_same_dtype(op, a, b);
   const Shape os = a.shape() == b.shape() ? a.shape() : broadcast_shapes(op, a.shape(), b.shape());
-  Tensor out = Tensor::empty(os, a.dtype());
+  Tensor out = Tensor::empty(os, DType::Bool);
   dispatch_any(a.dtype(), [&]<typename T>() {
-    binary_kernel(a.data<T>(), a.shape(), b.data<T>(), b.shape(), out.data<T>(), os,
-                  [f](T x, T y) { return f(x, y) ? T(1) : T(0); });
+    binary_kernel(a.data<T>(), a.shape(), b.data<T>(), b.shape(), out.data<bool>(), os,
+                  [f](T x, T y) -> bool { return f(x, y); });
   });
   return out;
+}
+
+Tensor require_bool(const char* op, const Tensor& t) {
+  check_defined(op, t);
+  UNROLL_CHECK(t.dtype() == DType::Bool, "{}: expected a bool tensor, got {} of shape {} (compare it, e.g. ne(t, 0), "
+               "or convert it with .to(DType::Bool))", op, t.dtype(), t.shape());
+  return t;
 }
 
 template <typename F>
@@ -502,6 +499,48 @@ Tensor rdiv(double s, const Tensor& a) {
 Tensor gt(const Tensor& a, const Tensor& b) { return compare("gt", a, b, [](auto x, auto y) { return x > y; }); }
 Tensor ge(const Tensor& a, const Tensor& b) { return compare("ge", a, b, [](auto x, auto y) { return x >= y; }); }
 Tensor eq(const Tensor& a, const Tensor& b) { return compare("eq", a, b, [](auto x, auto y) { return x == y; }); }
+Tensor lt(const Tensor& a, const Tensor& b) { return compare("lt", a, b, [](auto x, auto y) { return x < y; }); }
+Tensor le(const Tensor& a, const Tensor& b) { return compare("le", a, b, [](auto x, auto y) { return x <= y; }); }
+Tensor ne(const Tensor& a, const Tensor& b) { return compare("ne", a, b, [](auto x, auto y) { return x != y; }); }
+Tensor gt(const Tensor& a, double s) { return gt(a, scalar_tensor(s, a.dtype())); }
+Tensor ge(const Tensor& a, double s) { return ge(a, scalar_tensor(s, a.dtype())); }
+Tensor eq(const Tensor& a, double s) { return eq(a, scalar_tensor(s, a.dtype())); }
+Tensor lt(const Tensor& a, double s) { return lt(a, scalar_tensor(s, a.dtype())); }
+Tensor le(const Tensor& a, double s) { return le(a, scalar_tensor(s, a.dtype())); }
+Tensor ne(const Tensor& a, double s) { return ne(a, scalar_tensor(s, a.dtype())); }
+Tensor logical_and(const Tensor& a, const Tensor& b) {
+  return compare("logical_and", require_bool("logical_and", a), require_bool("logical_and", b),
+                 [](auto x, auto y) { return x && y; });
+}
+Tensor logical_or(const Tensor& a, const Tensor& b) {
+  return compare("logical_or", require_bool("logical_or", a), require_bool("logical_or", b),
+                 [](auto x, auto y) { return x || y; });
+}
+Tensor logical_not(const Tensor& a) {
+  const Tensor t = require_bool("logical_not", a);
+  Tensor out = Tensor::empty(t.shape(), DType::Bool);
+  map1(out.data<bool>(), t.data<bool>(), t.numel(), [](bool x) { return !x; });
+  return out;
+}
+bool any(const Tensor& a) {
+  const Tensor t = require_bool("any", a);
+  const bool* p = t.data<bool>();
+  return std::any_of(p, p + t.numel(), [](bool x) { return x; });
+}
+bool all(const Tensor& a) {
+  const Tensor t = require_bool("all", a);
+  const bool* p = t.data<bool>();
+  return std::all_of(p, p + t.numel(), [](bool x) { return x; });
+}
+int64_t count_nonzero(const Tensor& a) {
+  check_defined("count_nonzero", a);
+  int64_t n = 0;
+  dispatch_any(a.dtype(), [&]<typename T>() {
+    const T* p = a.data<T>();
+    for (int64_t i = 0; i < a.numel(); ++i) n += p[i] != T(0) ? 1 : 0;
+  });
+  return n;
+}
 
 // sum_to: the adjoint of broadcasting. Iterates over x with the output's strides set to 0
 // on the summed dimensions (Note [broadcast plan]). Returns x itself (sharing storage) when

@@ -43,12 +43,14 @@ private:
       case DType::F32: return t_.data<float>()[i];
       case DType::F64: return t_.data<double>()[i];
       case DType::I64: return static_cast<double>(t_.data<int64_t>()[i]);
+      case DType::Bool: return t_.data<bool>()[i] ? 1.0 : 0.0;
     }
     return 0;
   }
 
   std::string raw(int64_t i) const {
     if (t_.dtype() == DType::I64) return fmt::format("{}", t_.data<int64_t>()[i]);
+    if (t_.dtype() == DType::Bool) return t_.data<bool>()[i] ? "true" : "false";
     const double v = value(i);
     if (std::isnan(v)) return "nan";
     if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
@@ -79,7 +81,7 @@ private:
   }
 
   void choose_format() {
-    if (t_.dtype() != DType::I64) {
+    if (t_.is_floating()) {
       double lo = INFINITY, hi = 0;
       auto scan = [&](int64_t i) {
         const double a = std::abs(value(i));

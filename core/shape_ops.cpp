@@ -4,6 +4,7 @@
 //
 // Pure data movement works on every dtype: it copies elements of 4 or 8 bytes (or whole
 // rows with memcpy) without looking at their values.
+#include "core/dispatch.h"
 #include "core/tensor.h"
 
 #include <algorithm>
@@ -12,25 +13,9 @@
 namespace unroll {
 namespace {
 
-void check_defined(const char* op, const Tensor& t) { UNROLL_CHECK(t.defined(), "{}: the tensor is undefined", op); }
-
-/// Calls f.template operator()<T>() with T = float or double; int64 is rejected.
-template <typename F>
-void dispatch_float(const char* op, DType dt, F&& f) {
-  switch (dt) {
-    case DType::F32: f.template operator()<float>(); return;
-    case DType::F64: f.template operator()<double>(); return;
-    case DType::I64: break;
-  }
-  fail("{}: expected a floating tensor, got {}", op, dt);
-}
-
-/// Calls f.template operator()<E>() with an unsigned integer type of the element's size.
-template <typename F>
-void dispatch_bytes(DType dt, F&& f) {
-  if (dtype_size(dt) == 4) f.template operator()<uint32_t>();
-  else f.template operator()<uint64_t>();
-}
+using detail::check_defined;
+using detail::dispatch_bytes;
+using detail::dispatch_float;
 
 struct Axis3 {
   int64_t outer = 1, n = 1, inner = 1;

@@ -20,11 +20,18 @@ const char* dtype_name(DType t) {
     case DType::F32: return "float32";
     case DType::F64: return "float64";
     case DType::I64: return "int64";
+    case DType::Bool: return "bool";
   }
   return "?";
 }
 
-size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 8; }
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::Bool: return 1;
+    default: return 8;
+  }
+}
 
 // ---- Shape ----------------------------------------------------------------------------
 
@@ -204,7 +211,8 @@ template <typename T>
 static constexpr DType dtype_of() {
   if constexpr (std::is_same_v<T, float>) return DType::F32;
   else if constexpr (std::is_same_v<T, double>) return DType::F64;
-  else return DType::I64;
+  else if constexpr (std::is_same_v<T, int64_t>) return DType::I64;
+  else return DType::Bool;
 }
 
 template <typename T>
@@ -223,6 +231,8 @@ template int64_t* Tensor::data<int64_t>();
 template const float* Tensor::data<float>() const;
 template const double* Tensor::data<double>() const;
 template const int64_t* Tensor::data<int64_t>() const;
+template bool* Tensor::data<bool>();
+template const bool* Tensor::data<bool>() const;
 
 void* Tensor::raw_data() {
   UNROLL_CHECK(st_, "data: the tensor is undefined");
@@ -237,6 +247,7 @@ static double load(const Tensor& t, int64_t i) {
     case DType::F32: return t.data<float>()[i];
     case DType::F64: return t.data<double>()[i];
     case DType::I64: return static_cast<double>(t.data<int64_t>()[i]);
+    case DType::Bool: return t.data<bool>()[i] ? 1.0 : 0.0;
   }
   return 0;
 }
@@ -293,6 +304,7 @@ Tensor Tensor::to(DType dtype) const {
         UNROLL_CHECK(v >= -0x1p63 && v < 0x1p63, "to: {} at position {} cannot be converted to int64", v, i);
         t.data<int64_t>()[i] = static_cast<int64_t>(v);
         break;
+      case DType::Bool: t.data<bool>()[i] = v != 0; break;  // nonzero (and NaN) -> true, as in torch
     }
   }
   return t;
@@ -343,6 +355,7 @@ static Tensor make(const Shape& shape, DType dtype, F&& value_at) {
       }
       break;
     }
+    case DType::Bool: { bool* p = t.data<bool>(); for (int64_t i = 0; i < n; ++i) p[i] = value_at(i) != 0; break; }
   }
   return t;
 }
@@ -493,13 +506,20 @@ Generator& default_generator() {
 }
 void manual_seed(uint64_t seed) { default_generator() = Generator(seed); }
 
+static void check_random_dtype(const char* op, DType dtype) {
+  UNROLL_CHECK(dtype == DType::F32 || dtype == DType::F64, "{}: dtype must be float32 or float64, got {}", op, dtype);
+}
+
 Tensor rand(const Shape& shape, Generator& gen, DType dtype) {
+  check_random_dtype("rand", dtype);
   return make(shape, dtype, [&](int64_t) { return gen.uniform(); });
 }
 Tensor randn(const Shape& shape, Generator& gen, DType dtype) {
+  check_random_dtype("randn", dtype);
   return make(shape, dtype, [&](int64_t) { return gen.normal(); });
 }
 Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen, DType dtype) {
+  check_random_dtype("uniform", dtype);
   UNROLL_CHECK(lo <= hi, "uniform: lower bound {} is above upper bound {} (or one is NaN)", lo, hi);
   return make(shape, dtype, [&](int64_t) { return gen.uniform(lo, hi); });
 }

@@ -24,8 +24,11 @@ namespace unroll {
 
 /// Element types. F32 is the default; F64 is used for gradient checks; I64 holds indices
 /// (gather/index_select/targets) and is not accepted by arithmetic ops.
-enum class DType : uint8_t { F32, F64, I64 };
-const char* dtype_name(DType t);  ///< "float32", "float64", "int64"
+/// Element types. Bool holds 0 or 1 in one byte (C++ bool): what comparisons return and
+/// what masks are (where, masked_fill, attention masks); arithmetic with a floating tensor
+/// converts it to that tensor's dtype first, as PyTorch's type promotion does.
+enum class DType : uint8_t { F32, F64, I64, Bool };
+const char* dtype_name(DType t);  ///< "float32", "float64", "int64", "bool"
 size_t dtype_size(DType t);
 
 constexpr int kMaxDims = 8;
@@ -73,7 +76,7 @@ public:
   int64_t size(int axis) const;  ///< negative axes count from the end
   int64_t numel() const { return shape_.numel(); }
   DType dtype() const { return dtype_; }
-  bool is_floating() const { return dtype_ != DType::I64; }
+  bool is_floating() const { return dtype_ == DType::F32 || dtype_ == DType::F64; }
 
   /// Typed pointer to the elements; throws if T does not match the dtype.
   template <typename T> T* data();
@@ -196,10 +199,27 @@ Tensor mul(const Tensor& a, double s);
 Tensor div(const Tensor& a, double s);
 Tensor rsub(double s, const Tensor& a);  ///< s - a
 Tensor rdiv(double s, const Tensor& a);  ///< s / a
-/// Comparisons give 1 or 0 in the dtype of a.
+/// Comparisons of two tensors of one dtype (int64 and bool too), broadcasting: a Bool tensor.
 Tensor gt(const Tensor& a, const Tensor& b);
 Tensor ge(const Tensor& a, const Tensor& b);
 Tensor eq(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+/// The same against a scalar (taken in a's dtype): gt(x, 0.0) is x > 0.
+Tensor gt(const Tensor& a, double s);
+Tensor ge(const Tensor& a, double s);
+Tensor eq(const Tensor& a, double s);
+Tensor lt(const Tensor& a, double s);
+Tensor le(const Tensor& a, double s);
+Tensor ne(const Tensor& a, double s);
+/// Logical ops on Bool tensors (other dtypes are an error: compare them first).
+Tensor logical_and(const Tensor& a, const Tensor& b);
+Tensor logical_or(const Tensor& a, const Tensor& b);
+Tensor logical_not(const Tensor& a);
+bool any(const Tensor& a);  ///< some element of a Bool tensor is true
+bool all(const Tensor& a);  ///< every element of a Bool tensor is true (true when empty)
+int64_t count_nonzero(const Tensor& a);  ///< any dtype
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 /// Sums x down to `shape` (the reverse of broadcasting `shape` up to x's shape).
 Tensor sum_to(const Tensor& x, const Shape& shape);

@@ -33,6 +33,13 @@ Variable masked_softmax(const Variable& scores, const Tensor& mask, int axis) {
   UNROLL_CHECK(fits, "masked_softmax: mask {} does not broadcast to scores {}", ms, s);
   UNROLL_CHECK(scores.data().is_floating(), "masked_softmax: scores must be floating point, got {}", scores.dtype());
 
+  if (mask.is_floating()) {
+    const int64_t other = count_nonzero(logical_and(ne(mask, 0.0), ne(mask, 1.0)));
+    UNROLL_CHECK(other == 0,
+                 "masked_softmax: the floating point mask {} holds {} entries other than 0 and 1; its nonzero entries "
+                 "mean ATTEND (an additive 0 / -inf mask would be misread): pass a Bool mask (true = attend)",
+                 ms, other);
+  }
   const DType dt = scores.dtype();
   const Tensor keep = where(mask, scalar_tensor(1.0, dt), scalar_tensor(0.0, dt));  // mask's shape, 1 = attend
   const double lowest = dt == DType::F32 ? static_cast<double>(std::numeric_limits<float>::lowest())

@@ -25,8 +25,9 @@ struct AttentionResult {
   Variable weights;  ///< [B,Tq,Tk] (or [B,Tk]): each unmasked row sums to 1
 };
 
-/// softmax(scores) along `axis` over the positions where mask != 0 (mask broadcasts to
-/// scores). Masked positions get weight exactly 0; a row with no unmasked position gets
+/// softmax(scores) along `axis` over the positions where the mask is true (Bool; int64
+/// nonzero, or a floating 0/1 mask, also work; other floating values are refused, see Note
+/// [mask conventions] in nn/transformer.h); the mask broadcasts to scores. Masked positions get weight exactly 0; a row with no unmasked position gets
 /// all-zero weights (not NaN) and zero gradient. An undefined mask gives plain softmax.
 Variable masked_softmax(const Variable& scores, const Tensor& mask, int axis = -1);
 

@@ -89,13 +89,14 @@ const char* safetensors_dtype(DType t) {
     case DType::F32: return "F32";
     case DType::F64: return "F64";
     case DType::I64: return "I64";
+    case DType::Bool: return "BOOL";
   }
   fail("save_safetensors: unknown dtype {}", static_cast<int>(t));
 }
 
 /// The other dtypes of the safetensors format: valid files, but not loadable here.
 bool is_other_safetensors_dtype(std::string_view s) {
-  static constexpr std::string_view kOthers[] = {"BOOL", "U8",      "I8",      "I16",     "U16",     "F16",
+  static constexpr std::string_view kOthers[] = {"U8",      "I8",      "I16",     "U16",     "F16",
                                                  "BF16", "I32",     "U32",     "U64",     "F8_E5M2", "F8_E4M3",
                                                  "C64",  "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"};
   return std::find(std::begin(kOthers), std::end(kOthers), s) != std::end(kOthers);
@@ -399,8 +400,9 @@ void check_entry(Entry& e, uint64_t buffer_bytes, const std::string& what) {
   if (e.dtype_text == "F32") e.dtype = DType::F32;
   else if (e.dtype_text == "F64") e.dtype = DType::F64;
   else if (e.dtype_text == "I64") e.dtype = DType::I64;
+  else if (e.dtype_text == "BOOL") e.dtype = DType::Bool;
   else if (is_other_safetensors_dtype(e.dtype_text))
-    fail("{}: unsupported dtype {} (unroll reads F32, F64 and I64)", who, printable(e.dtype_text));
+    fail("{}: unsupported dtype {} (unroll reads F32, F64, I64 and BOOL)", who, printable(e.dtype_text));
   else fail("{}: unknown dtype {}", who, printable(e.dtype_text));
 
   uint64_t numel = 1;
@@ -732,7 +734,16 @@ SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, const std::str
   for (const Entry& e : entries) {
     std::vector<int64_t> dims(e.shape.begin(), e.shape.end());
     Tensor t = Tensor::empty(Shape(std::span<const int64_t>(dims)), e.dtype);
-    if (e.nbytes > 0) std::memcpy(t.raw_data(), buffer.data() + e.offsets[0], static_cast<size_t>(e.nbytes));
+    if (e.nbytes > 0) {
+      const uint8_t* src = reinterpret_cast<const uint8_t*>(buffer.data()) + e.offsets[0];
+      // A BOOL byte other than 0 or 1 is no bool (reading it as one is undefined behaviour).
+      if (e.dtype == DType::Bool)
+        for (uint64_t i = 0; i < e.nbytes; ++i)
+          if (src[i] > 1)
+            fail("safetensors '{}': tensor {}: BOOL element {} holds byte {}, not 0 or 1", what, printable(e.name), i,
+                 src[i]);
+      std::memcpy(t.raw_data(), src, static_cast<size_t>(e.nbytes));
+    }
     out.tensors.insert(e.name, std::move(t));
   }
   return out;

@@ -1,5 +1,8 @@
 #include "nn/module.h"
 
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <map>
 
 namespace unroll {
@@ -18,6 +21,57 @@ const Tensor& StateDict::at(const std::string& name) const {
   const Tensor* t = find(name);
   UNROLL_CHECK(t, "StateDict: no key '{}'", name);
   return *t;
+}
+
+std::vector<std::string> StateDict::keys() const {
+  std::vector<std::string> out;
+  out.reserve(items_.size());
+  for (const auto& [k, v] : items_) out.push_back(k);
+  return out;
+}
+
+StateDict StateDict::with_prefix(std::string_view prefix) const {
+  StateDict out;
+  for (const auto& [k, v] : items_)
+    if (k.starts_with(prefix)) out.insert(k, v);
+  return out;
+}
+
+StateDict StateDict::strip_prefix(std::string_view prefix) const {
+  StateDict out;
+  for (const auto& [k, v] : items_) {
+    std::string name = k.starts_with(prefix) ? k.substr(prefix.size()) : k;
+    UNROLL_CHECK(!name.empty(), "StateDict::strip_prefix: removing '{}' from key '{}' leaves an empty key", prefix, k);
+    UNROLL_CHECK(!out.contains(name), "StateDict::strip_prefix: removing '{}' gives key '{}' twice (from '{}' and another key)",
+                 prefix, name, k);
+    out.insert(std::move(name), v);
+  }
+  return out;
+}
+
+StateDict StateDict::add_prefix(std::string_view prefix) const {
+  StateDict out;
+  for (const auto& [k, v] : items_) out.insert(std::string(prefix) + k, v);
+  return out;
+}
+
+StateDict StateDict::submodule(std::string_view name) const {
+  UNROLL_CHECK(!name.empty() && !name.ends_with('.'), "StateDict::submodule: name '{}' must be non-empty, without a trailing '.'",
+               name);
+  const std::string prefix = std::string(name) + ".";
+  StateDict out;
+  for (const auto& [k, v] : items_)
+    if (k.starts_with(prefix)) out.insert(k.substr(prefix.size()), v);
+  if (out.size() == 0) {
+    std::vector<std::string> tops;
+    for (const auto& [k, v] : items_) {
+      std::string top = k.substr(0, k.find('.'));
+      if (std::find(tops.begin(), tops.end(), top) == tops.end()) tops.push_back(std::move(top));
+    }
+    fail("StateDict::submodule: no key starts with '{}' (the {} keys begin with: {})", prefix, items_.size(),
+         fmt::join(tops, ", "));
+  }
+  return out;
 }
 
 void Module::check_new_name(const std::string& name) const {

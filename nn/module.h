@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -28,6 +29,22 @@ public:
   size_t size() const { return items_.size(); }
   auto begin() const { return items_.begin(); }
   auto end() const { return items_.end(); }
+  std::vector<std::string> keys() const;  ///< in insertion order
+
+  // Prefix helpers, for taking one module out of a whole-model checkpoint (what PyTorch
+  // users write as {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}). Tensors are
+  // shared, not copied; order is kept.
+  /// The entries whose key starts with `prefix` (keys unchanged).
+  StateDict with_prefix(std::string_view prefix) const;
+  /// Every entry, with `prefix` removed from the keys that start with it (the others are
+  /// kept as they are, like torch's consume_prefix_in_state_dict_if_present); a key that
+  /// would then appear twice is an error naming both.
+  StateDict strip_prefix(std::string_view prefix) const;
+  /// Every entry with `prefix` put in front of its key.
+  StateDict add_prefix(std::string_view prefix) const;
+  /// The state of sub-module `name` ("encoder", "layers.0"): the entries under "name.",
+  /// with that removed. An error lists the top-level names present if none is under it.
+  StateDict submodule(std::string_view name) const;
 private:
   std::vector<std::pair<std::string, Tensor>> items_;
   std::unordered_map<std::string, size_t> index_;  // name -> position in items_

@@ -170,15 +170,19 @@ Tensor length_mask(const std::vector<int64_t>& lengths, int64_t T, DType dtype =
 // weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (+ "_reverse" for the backward direction),
 // registered per layer: forward direction first, then reverse.
 
+// The options of RNN, LSTM and GRU list their fields in the order of PyTorch's constructor
+// arguments (input_size, hidden_size, num_layers, [nonlinearity,] bias, batch_first,
+// dropout, bidirectional), the same for all three, so a designated initialiser written in
+// that order compiles for each (C++ requires declaration order).
 struct RNNOptions {
   int64_t input_size = 0;
   int64_t hidden_size = 0;
   int64_t num_layers = 1;
-  Nonlinearity nonlinearity = Nonlinearity::Tanh;
+  Nonlinearity nonlinearity = Nonlinearity::Tanh;  ///< RNN only (torch.nn.RNN's 4th argument)
   bool bias = true;
-  bool bidirectional = false;
-  double dropout = 0.0;  ///< on each layer's output except the last, in training mode only
   bool batch_first = false;
+  double dropout = 0.0;  ///< on each layer's output except the last, in training mode only
+  bool bidirectional = false;
 };
 
 struct LSTMOptions {
@@ -186,11 +190,12 @@ struct LSTMOptions {
   int64_t hidden_size = 0;
   int64_t num_layers = 1;
   bool bias = true;
-  bool bidirectional = false;
-  double dropout = 0.0;  ///< on each layer's output except the last, in training mode only
   bool batch_first = false;
+  double dropout = 0.0;  ///< on each layer's output except the last, in training mode only
+  bool bidirectional = false;
 };
-using GRUOptions = LSTMOptions;
+
+using GRUOptions = LSTMOptions;  ///< the same fields
 
 /// The machinery RNN, LSTM and GRU share: L layers x D directions of cells, each driven by
 /// run_cell(); layer k > 0 reads the concatenated outputs of layer k-1.

@@ -3,6 +3,7 @@
 #include "nn/attention.h"
 #include "nn/init.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -73,6 +74,14 @@ ScoreMasks score_masks(const Tensor& key_padding_mask, const Tensor& attn_mask, 
       any_masked = any_masked || keep[k] == 0.0;
       any_bias = any_bias || bias[k] != 0.0;
     }
+    // A 0/1 float mask is almost always a boolean mask in the wrong dtype: added to the
+    // scores it would block nothing (Note [mask conventions]), so it is refused.
+    const bool zero_one = attn_mask.is_floating() && any_bias &&
+                          std::all_of(m.begin(), m.end(), [](double v) { return v == 0.0 || v == 1.0; });
+    UNROLL_CHECK(!zero_one,
+                 "{}: the floating point attn_mask {} holds only 0 and 1, but a floating mask is ADDED to the scores "
+                 "(1 blocks nothing); pass a Bool mask (true = not allowed) or an additive 0 / -inf mask",
+                 op, s);
     if (any_masked) keep_pairs = tensor(keep, s, dtype);
     if (any_bias) out.bias = tensor(bias, s, dtype);
   }

@@ -12,16 +12,20 @@
 // Note [mask conventions]
 // PyTorch itself uses two opposite conventions, and unroll mirrors each where PyTorch has it:
 //  - scaled_dot_product_attention() and masked_softmax() (nn/attention.h), like
-//    F.scaled_dot_product_attention's boolean mask: nonzero = ATTEND.
+//    F.scaled_dot_product_attention's boolean mask: true = ATTEND. The mask is Bool, int64
+//    (nonzero = attend) or floating point holding only 0 and 1; an additive floating mask
+//    (-inf entries, as F.scaled_dot_product_attention also takes) is refused, not misread.
 //  - MultiheadAttention / TransformerEncoderLayer / TransformerEncoder, like
-//    torch.nn.MultiheadAttention's boolean masks (int64 stands in for bool here):
-//      key_padding_mask [B,S], any dtype: nonzero = IGNORE this key (padding). Unlike
-//        PyTorch, a floating point key_padding_mask is not added to the scores: its nonzero
-//        entries are ignored keys, which agrees with PyTorch for the usual 0 / -inf masks.
+//    torch.nn.MultiheadAttention's masks:
+//      key_padding_mask [B,S]: Bool (or int64) true / nonzero = IGNORE this key (padding).
+//        Unlike PyTorch, a floating point key_padding_mask is not added to the scores: its
+//        nonzero entries are ignored keys, which agrees with PyTorch for the usual 0 / -inf
+//        masks.
 //      attn_mask [T,S] (shared by the batch) or [B*h,T,S] (row b*h + i: batch b, head i):
-//        int64: nonzero = NOT ALLOWED; floating point: ADDED to the scores, where -inf
-//        entries are not allowed (generate_square_subsequent_mask() makes such a mask).
-//        NaN and +inf entries are rejected.
+//        Bool (or int64): true / nonzero = NOT ALLOWED; floating point: ADDED to the scores,
+//        where -inf entries are not allowed (generate_square_subsequent_mask() makes such
+//        a mask). NaN and +inf entries are rejected, and so is a floating mask holding only
+//        0 and 1 (a boolean mask in the wrong dtype, which added would block nothing).
 // A query row whose keys are all masked gets zero weights and a zero context, so its
 // output is out_proj.bias (PyTorch gives NaN there); its gradients are finite.
 #include "autograd/ops.h"

@@ -503,3 +503,29 @@ TEST_CASE("attention errors name the op and the shapes") {
   CHECK_THROWS_WITH_AS(AdditiveAttention(8, 8, 0), doctest::Contains("AdditiveAttention: sizes must be positive"),
                        Error);
 }
+
+TEST_CASE("masks: Bool masks as PyTorch takes them; a float mask is never misread") {
+  Generator gen(4);
+  Variable s = leaf({2, 3, 4}, gen);
+  const Tensor m01 = tensor({1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1}, {2, 3, 4});
+  const Tensor mb = ne(m01, 0.0);  // the same mask as Bool
+  REQUIRE(mb.dtype() == DType::Bool);
+  // Bool (true = attend), int64 and a 0/1 float mask are one and the same mask
+  const Tensor wb = masked_softmax(s, mb).data();
+  CHECK(equal(wb, masked_softmax(s, m01).data()));
+  CHECK(equal(wb, masked_softmax(s, m01.to(DType::I64)).data()));
+  const Vec w = wb.to_vector(), mv = m01.to_vector();
+  for (size_t k = 0; k < w.size(); ++k)
+    if (mv[k] == 0) CHECK(w[k] == 0.0);
+  // an additive 0/-inf mask (what F.scaled_dot_product_attention also takes) is refused,
+  // since reading its nonzero entries as "attend" would invert it
+  const Tensor additive = where(mb, zeros({1}), full({1}, -INFINITY));
+  CHECK_THROWS_WITH_AS(masked_softmax(s, additive),
+                       doctest::Contains("masked_softmax: the floating point mask [2,3,4] holds 8 entries other than "
+                                         "0 and 1"),
+                       Error);
+  const Variable kv = leaf({2, 4, 4}, gen);
+  CHECK(equal(scaled_dot_product_attention(s, kv, kv, mb).weights.data(),
+              scaled_dot_product_attention(s, kv, kv, m01).weights.data()));
+  CHECK_THROWS_WITH_AS(scaled_dot_product_attention(s, kv, kv, additive), doctest::Contains("pass a Bool mask"), Error);
+}

@@ -161,6 +161,27 @@ TEST_CASE("each tensor keeps its dtype on save; load converts to the parameter's
   CHECK(equal(back.tensors.at("m"), s.at("m")));
 }
 
+TEST_CASE("Bool tensors are stored as safetensors BOOL, one byte each; a byte other than 0/1 is refused") {
+  const fs::path dir = scratch("bool");
+  StateDict s;
+  s.insert("mask", gt(tensor({-1, 2, 0, 5, 3}), 1.0));  // 0 1 0 1 1
+  const std::string path = (dir / "mask.safetensors").string();
+  save_safetensors(path, s);
+  const Tensor back = load_safetensors(path).tensors.at("mask");
+  CHECK(back.dtype() == DType::Bool);
+  CHECK(equal(back, s.at("mask")));
+  CHECK(back.to_vector() == std::vector<double>{0, 1, 0, 1, 1});
+
+  const std::string header = R"({"m":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}})";
+  std::vector<uint8_t> bytes = file_of(header, 3);
+  bytes[8 + header.size() + 1] = 1;
+  CHECK(parse(bytes).tensors.at("m").to_vector() == std::vector<double>{0, 1, 0});
+  bytes[8 + header.size() + 2] = 2;
+  CHECK_THROWS_WITH_AS(parse(bytes),
+                       doctest::Contains("safetensors 'hostile': tensor 'm': BOOL element 2 holds byte 2, not 0 or 1"),
+                       Error);
+}
+
 TEST_CASE("the bytes of a one-tensor file, checked against the format by hand") {
   const fs::path dir = scratch("bytes");
   const std::string path = (dir / "w.safetensors").string();
@@ -365,7 +386,7 @@ TEST_CASE("hostile headers give clear errors naming the file and the problem") {
   }
   SUBCASE("dtypes and fields") {
     CHECK_THROWS_WITH_AS(parse(file_of(R"({"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", 4)),
-                         Contains("tensor 'a': unsupported dtype 'BF16' (unroll reads F32, F64 and I64)"), Error);
+                         Contains("tensor 'a': unsupported dtype 'BF16' (unroll reads F32, F64, I64 and BOOL)"), Error);
     CHECK_THROWS_WITH_AS(parse(file_of(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", 4)),
                          Contains("unsupported dtype 'F16'"), Error);
     CHECK_THROWS_WITH_AS(parse(file_of(R"({"a":{"dtype":"Q7","shape":[2],"data_offsets":[0,4]}})", 4)),

@@ -74,6 +74,45 @@ TEST_CASE("load_state_dict names every missing key, unexpected key and shape mis
                        doctest::Contains("head.weight: checkpoint [3,4] vs model [2,4]"), Error);
 }
 
+TEST_CASE("StateDict prefix helpers: one module out of a whole-model checkpoint, and back") {
+  manual_seed(3);
+  Net whole;
+  const StateDict sd = whole.state_dict();
+  // load only the encoder into a standalone Encoder (strict: every key matches)
+  manual_seed(4);
+  Encoder enc;
+  CHECK_FALSE(equal(enc.proj->weight.data(), whole.encoder->proj->weight.data()));
+  const StateDict part = sd.submodule("encoder");
+  CHECK(part.keys() == std::vector<std::string>{"scale", "proj.weight", "proj.bias", "norm.weight", "norm.bias"});
+  enc.load_state_dict(part);
+  CHECK(equal(enc.proj->weight.data(), whole.encoder->proj->weight.data()));
+  CHECK(part.at("proj.weight").raw_data() == sd.at("encoder.proj.weight").raw_data());  // shared, not copied
+  // the same by hand, PyTorch style
+  CHECK(sd.with_prefix("encoder.proj.").keys() == std::vector<std::string>{"encoder.proj.weight", "encoder.proj.bias"});
+  CHECK(sd.with_prefix("encoder.").strip_prefix("encoder.").keys() == part.keys());
+  // strip keeps keys without the prefix; add_prefix undoes a strip
+  CHECK(sd.strip_prefix("encoder.").keys() ==
+        std::vector<std::string>{"scale", "proj.weight", "proj.bias", "norm.weight", "norm.bias", "head.weight"});
+  CHECK(part.add_prefix("encoder.").keys() == sd.with_prefix("encoder.").keys());
+  // wrapping a model (a "module." prefix, as DataParallel checkpoints have) and loading it back
+  manual_seed(5);
+  Net copy;
+  copy.load_state_dict(sd.add_prefix("module.").strip_prefix("module."));
+  CHECK(equal(copy.head->weight.data(), whole.head->weight.data()));
+  // errors
+  CHECK_THROWS_WITH_AS(sd.submodule("decoder"),
+                       doctest::Contains("StateDict::submodule: no key starts with 'decoder.' (the 6 keys begin with: "
+                                         "encoder, head)"),
+                       Error);
+  CHECK_THROWS_WITH_AS(sd.submodule("encoder."), doctest::Contains("without a trailing '.'"), Error);
+  StateDict clash;
+  clash.insert("a.w", zeros({1}));
+  clash.insert("w", zeros({1}));
+  CHECK_THROWS_WITH_AS(clash.strip_prefix("a."), doctest::Contains("gives key 'w' twice"), Error);
+  CHECK_THROWS_WITH_AS(clash.strip_prefix("a.w"), doctest::Contains("leaves an empty key"), Error);
+  CHECK(sd.with_prefix("nothing").size() == 0);
+}
+
 TEST_CASE("registering a duplicate or dotted name is an error") {
   struct Bad : Module {
     void twice() {

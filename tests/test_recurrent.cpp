@@ -283,8 +283,8 @@ TEST_CASE("gradcheck: RNN, LSTM, GRU modules, 2 layers, bidirectional, with and 
 // ---- sequence modules -------------------------------------------------------------------------
 
 TEST_CASE("LSTM(num_layers=2, bidirectional=true): state_dict names, shapes and order as in PyTorch") {
-  LSTM lstm({.input_size = 8, .hidden_size = 16, .num_layers = 2, .bidirectional = true, .dropout = 0.1,
-             .batch_first = false});
+  LSTM lstm({.input_size = 8, .hidden_size = 16, .num_layers = 2, .batch_first = false, .dropout = 0.1,
+             .bidirectional = true});
   const std::vector<std::pair<std::string, Shape>> expected = {
       {"weight_ih_l0", {64, 8}},          {"weight_hh_l0", {64, 16}},          {"bias_ih_l0", {64}},
       {"bias_hh_l0", {64}},               {"weight_ih_l0_reverse", {64, 8}},   {"weight_hh_l0_reverse", {64, 16}},
@@ -346,7 +346,7 @@ TEST_CASE("batch_first: [B,T,I] in, [B,T,D*H] out, states stay [L*D,B,H]") {
   manual_seed(5);
   Generator gen(10);
   RNN seq({.input_size = 2, .hidden_size = 3, .num_layers = 2, .bidirectional = true});
-  RNN bf({.input_size = 2, .hidden_size = 3, .num_layers = 2, .bidirectional = true, .batch_first = true});
+  RNN bf({.input_size = 2, .hidden_size = 3, .num_layers = 2, .batch_first = true, .bidirectional = true});
   bf.load_state_dict(seq.state_dict());
   Variable x(randn({4, 5, 2}, gen));  // [T,B,I]
   RNNOutput a = seq(x, Variable(), {4, 1, 2, 3, 4});
@@ -590,4 +590,27 @@ TEST_CASE("truncated BPTT: forgetting detach() grows the graph and the second ba
   loss3.backward();
   REQUIRE(gru.parameters()[1].grad().defined());  // weight_hh_l0
   CHECK(max(abs(gru.parameters()[1].grad())).item() > 0);
+}
+
+// Options in PyTorch's argument order compile for all three sequence modules (a designated
+// initialiser must follow declaration order, so this test is a compile-time one too).
+template <typename Module, typename Options>
+std::vector<std::string> built_with_pytorch_order() {
+  Module m(Options{.input_size = 3, .hidden_size = 4, .num_layers = 2, .bias = false, .batch_first = true,
+                   .dropout = 0.25, .bidirectional = true});
+  std::vector<std::string> names;
+  for (const auto& [n, p] : m.named_parameters()) names.push_back(n);
+  return names;
+}
+
+TEST_CASE("RNNOptions, LSTMOptions and GRUOptions share PyTorch's field order") {
+  const std::vector<std::string> want = {"weight_ih_l0", "weight_hh_l0", "weight_ih_l0_reverse", "weight_hh_l0_reverse",
+                                         "weight_ih_l1", "weight_hh_l1", "weight_ih_l1_reverse", "weight_hh_l1_reverse"};
+  CHECK(built_with_pytorch_order<RNN, RNNOptions>() == want);
+  CHECK(built_with_pytorch_order<LSTM, LSTMOptions>() == want);
+  CHECK(built_with_pytorch_order<GRU, GRUOptions>() == want);
+  // torch.nn.RNN(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout, bidirectional)
+  RNN relu({.input_size = 3, .hidden_size = 4, .num_layers = 1, .nonlinearity = Nonlinearity::Relu, .bias = true,
+            .batch_first = false, .dropout = 0.0, .bidirectional = false});
+  CHECK(relu.named_parameters().size() == 4);
 }

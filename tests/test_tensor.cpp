@@ -185,10 +185,61 @@ TEST_CASE("comparisons") {
   check_values(ge(a, b), {3}, {0, 1, 1});
   check_values(eq(a, b), {3}, {0, 1, 0});
   check_values(gt(tensor({1, 2, 3, 4}, {2, 2}), tensor({2})), {2, 2}, {0, 0, 1, 1});
-  CHECK(gt(a.to(DType::F64), b.to(DType::F64)).dtype() == DType::F64);
+  CHECK(gt(a, b).dtype() == DType::Bool);
+  CHECK(gt(a.to(DType::F64), b.to(DType::F64)).dtype() == DType::Bool);
   const Tensor e = eq(indices({1, 2, 3}), indices({1, 0, 3}));  // int64 is fine here
-  CHECK(e.dtype() == DType::I64);
-  CHECK(e.to_indices() == std::vector<int64_t>{1, 0, 1});
+  CHECK(e.dtype() == DType::Bool);
+  CHECK(e.to_vector() == std::vector<double>{1, 0, 1});
+  check_values(lt(a, b), {3}, {1, 0, 0});
+  check_values(le(a, b), {3}, {1, 1, 0});
+  check_values(ne(a, b), {3}, {1, 0, 1});
+  check_values(gt(a, 1.5), {3}, {0, 1, 1});
+  check_values(eq(indices({4, 5}), 5.0), {2}, {0, 1});
+}
+
+TEST_CASE("Bool dtype: storage, conversion, logic, promotion, selection") {
+  const Tensor m = gt(tensor({-1, 0, 2, 3}), 0.0);  // false false true true
+  CHECK(m.dtype() == DType::Bool);
+  CHECK(dtype_size(DType::Bool) == 1);
+  CHECK(std::string(dtype_name(DType::Bool)) == "bool");
+  CHECK_FALSE(m.is_floating());
+  CHECK(m.data<bool>()[2]);
+  // conversion: nonzero (and NaN) -> true; true -> 1
+  const Tensor c = tensor({0, -2, 0.5, NAN}).to(DType::Bool);
+  CHECK(c.to_vector() == std::vector<double>{0, 1, 1, 1});
+  CHECK(equal(m.to(DType::I64), indices({0, 0, 1, 1})));
+  CHECK(full({2}, 3.0, DType::Bool).to_vector() == std::vector<double>{1, 1});
+  CHECK(zeros({2}, DType::Bool).to_vector() == std::vector<double>{0, 0});
+  // logic
+  const Tensor n = tensor({1, 0, 1, 0}).to(DType::Bool);
+  check_values(logical_and(m, n), {4}, {0, 0, 1, 0});
+  check_values(logical_or(m, n), {4}, {1, 0, 1, 1});
+  check_values(logical_not(m), {4}, {1, 1, 0, 0});
+  CHECK(any(m));
+  CHECK_FALSE(all(m));
+  CHECK(all(zeros({0}, DType::Bool)));
+  CHECK(count_nonzero(m) == 2);
+  CHECK(count_nonzero(tensor({0, 3, -1})) == 2);
+  CHECK_THROWS_WITH_AS(logical_and(m, tensor({1, 0, 1, 0})), doctest::Contains("logical_and: expected a bool tensor"),
+                       Error);
+  // arithmetic promotes bool to the floating operand's dtype (torch's rule)
+  const Tensor x = tensor({1, 2, 3, 4}, DType::F64);
+  const Tensor y = x * m;
+  CHECK(y.dtype() == DType::F64);
+  CHECK(y.to_vector() == std::vector<double>{0, 0, 3, 4});
+  CHECK((m + tensor({1, 1, 1, 1})).to_vector() == std::vector<double>{1, 1, 2, 2});
+  CHECK_THROWS_WITH_AS(exp(m), doctest::Contains("exp: expected a floating tensor, got bool"), Error);
+  // selection takes bool conditions
+  check_values(where(m, tensor({1, 1, 1, 1}), tensor({5, 5, 5, 5})), {4}, {5, 5, 1, 1});
+  check_values(masked_fill(tensor({1, 2, 3, 4}), m, -1.0), {4}, {1, 2, -1, -1});
+  // shape ops move bool elements
+  const Tensor t = m.reshape({2, 2});
+  CHECK(transpose(t, 0, 1).to_vector() == std::vector<double>{0, 1, 0, 1});
+  CHECK(concat({m, n}, 0).to_vector() == std::vector<double>{0, 0, 1, 1, 1, 0, 1, 0});
+  CHECK(narrow(m, 0, 1, 2).to_vector() == std::vector<double>{0, 1});
+  CHECK(fmt::format("{}", m).find("false, false,  true,  true") != std::string::npos);
+  CHECK_THROWS_WITH_AS(rand({2}, default_generator(), DType::Bool), doctest::Contains("rand: dtype must be float32"),
+                       Error);
 }
 
 TEST_CASE("sum_to and broadcast_to") {

@@ -427,6 +427,33 @@ TEST_CASE("MultiheadAttention errors name the layer and the shapes") {
 
 // ---- positional encodings -----------------------------------------------------------------
 
+TEST_CASE("MultiheadAttention: Bool masks as in PyTorch; a 0/1 float attn_mask is refused, not added") {
+  Generator gen(11);
+  MultiheadAttention m(8, 2);
+  const Variable x(randn({4, 2, 8}, gen));
+  // causal: Bool true = not allowed, the same mask as the additive 0 / -inf one
+  const Tensor additive = generate_square_subsequent_mask(4);
+  const Tensor blocked = lt(additive, 0.0);
+  REQUIRE(blocked.dtype() == DType::Bool);
+  const Tensor want = m(x, x, x, {}, additive).output.data();
+  CHECK(allclose(m(x, x, x, {}, blocked).output.data(), want, 1e-6, 1e-7));
+  CHECK(allclose(m(x, x, x, {}, blocked.to(DType::I64)).output.data(), want, 1e-6, 1e-7));
+  // key padding: Bool true = ignore this key
+  const Tensor pad = tensor({0, 0, 0, 1, 0, 0, 1, 1}, {2, 4});
+  CHECK(allclose(m(x, x, x, ne(pad, 0.0)).output.data(), m(x, x, x, pad.to(DType::I64)).output.data(), 0, 0));
+  const MultiheadAttentionOutput o = m(x, x, x, ne(pad, 0.0), blocked, true, true);
+  const Vec w = o.weights.data().to_vector();  // [B,T,S]
+  CHECK(w[0 * 16 + 3 * 4 + 3] == 0.0);  // batch 0, query 3 may not see the padded key 3
+  CHECK(w[1 * 16 + 3 * 4 + 2] == 0.0);  // batch 1, keys 2 and 3 are padding
+  CHECK(w[0 * 16 + 0 * 4 + 1] == 0.0);  // causal
+  // the float 0/1 mask a user meant as "1 = not allowed" would block nothing if added
+  CHECK_THROWS_WITH_AS(m(x, x, x, {}, blocked.to(DType::F32)),
+                       doctest::Contains("MultiheadAttention: the floating point attn_mask [4,4] holds only 0 and 1"),
+                       Error);
+  // other additive masks (a bias) are still taken
+  CHECK_NOTHROW(m(x, x, x, {}, full({4, 4}, 0.5)));
+}
+
 TEST_CASE("sinusoidal table and the causal mask have the published values") {
   const Tensor pe = sinusoidal_positional_encoding(50, 6, DType::F64);
   CHECK(pe.shape() == Shape{50, 6});
