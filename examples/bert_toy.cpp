@@ -571,15 +571,14 @@ int run(int argc, char** argv) {
   plot::LinePlot pl;
   pl.title = fmt::format("masked-token pretraining ({} sentences, {:.0f}% of words chosen)", n_pt, 100 * mask_prob);
   pl.xlabel = "pretraining step";
-  pl.ylabel = "cross-entropy at the masked words";
+  pl.ylabel = "cross-entropy at the masked words (nats)";
   pl.add("train batch", pt_x, pt_loss).series.back().color = "#9467bd";
   if (!held_x.empty()) {
     pl.add("held-out", held_x, held_loss).series.back().color = "#2ca02c";
     pl.series.back().markers = true;
   }
   const double x_end = static_cast<double>(std::max<int64_t>(pt_steps, 1));
-  pl.add(fmt::format("ln {} (uniform)", V - kFirstWord), {0.0, x_end}, {ln_words, ln_words}, true).series.back().color =
-      "#777777";
+  pl.add_reference(fmt::format("ln {} (uniform)", V - kFirstWord), 0.0, x_end, ln_words);
   figures.push_back(out_dir + "/pretrain_loss.svg");
   pl.save(figures.back());
 
@@ -607,8 +606,7 @@ int run(int argc, char** argv) {
       fl.add(fmt::format("pretrained, seed {}", k + 1), p.acc_x, p.acc_y, true).series.back().color = "#f0a0a0";
       fl.add(fmt::format("scratch, seed {}", k + 1), q.acc_x, q.acc_y, true).series.back().color = "#a0c4e4";
     }
-  fl.add("majority class", {0.0, static_cast<double>(ft_steps)}, {majority, majority}, true).series.back().color =
-      "#777777";
+  fl.add_reference("majority class", 0.0, static_cast<double>(ft_steps), majority);
   figures.push_back(out_dir + "/finetune_accuracy.svg");
   fl.save(figures.back());
   fmt::print("\nfigures:\n");

@@ -282,7 +282,11 @@ int run(int argc, char** argv) {
   const int64_t T = cli.get_int("seq", 64, "characters per chunk T (BPTT truncation length)");
   const double lr = cli.get_double("lr", 3e-3, "Adam learning rate");
   const double clip = cli.get_double("clip", 1.0, "gradient norm clipping threshold");
-  const double val_frac = cli.get_double("val-frac", 0.1, "fraction of the text held out at its end for validation");
+  const double val_frac = cli.get_double(
+      "val-frac", 0.1, "fraction of the text held out at its END for validation (the tail of the training file)");
+  const std::string valid_path = cli.get_string(
+      "valid", "", "after training, also report the loss on this file (e.g. PTB test.txt); characters outside the "
+                   "training vocabulary are skipped and counted");
   const int64_t eval_every = cli.get_int("eval-every", 25, "validation every N steps");
   std::string prime =
       cli.get_string("prime", "", "text to start the sample with (default: \"The \" or what the vocabulary allows)");
@@ -358,8 +362,22 @@ int run(int argc, char** argv) {
     throw DataError(fmt::format("the training text has {} characters; {} streams of {} need at least {} (lower --batch "
                                 "or --seq, or give more text)",
                                 train_ids.size(), B, T, B * T + 1));
-  fmt::print("text: {} characters ({} train, {} validation), vocabulary |V| = {}\n", ids.size(), train_ids.size(),
-             val_ids.size(), V);
+  fmt::print("text: {} characters ({} train, {} validation = the last {:.0f}% of the same file), vocabulary |V| = {}\n",
+             ids.size(), train_ids.size(), val_ids.size(), 100 * val_frac, V);
+  // Another file to evaluate on after training: its bytes in the training vocabulary.
+  std::vector<int64_t> valid_ids;
+  int64_t valid_skipped = 0;
+  if (!valid_path.empty()) {
+    const std::string vt = ex::read_text_file(valid_path);
+    for (unsigned char c : vt) {
+      const int64_t id = vocab.id[c];
+      if (id < 0) ++valid_skipped;
+      else valid_ids.push_back(id);
+    }
+    if (valid_ids.size() < 2) throw DataError(fmt::format("--valid '{}': fewer than 2 characters of the training vocabulary", valid_path));
+    fmt::print("--valid {}: {} characters ({} outside the training vocabulary, skipped)\n", valid_path, valid_ids.size(),
+               valid_skipped);
+  }
 
   // ---- model and optimizer --------------------------------------------------------------
   CharModel model(settings, V);
@@ -518,17 +536,23 @@ int run(int argc, char** argv) {
   // ---- figure: the loss curve ------------------------------------------------------------
   const std::string fig = out + "/char_lm_loss.svg";
   plot::LinePlot lp;
-  lp.title = fmt::format("char_lm: {} H={}, |V|={} (ln|V| = {:.2f})", settings.cell, settings.hidden, V, ln_v);
+  // In bits per character, the unit the summary and the README use (the losses are in nats).
+  const double to_bits = 1.0 / std::log(2.0);
+  auto bits = [&](std::vector<double> v) {
+    for (double& y : v) y *= to_bits;
+    return v;
+  };
+  lp.title = fmt::format("char_lm: {} H={}, |V|={} (log2|V| = {:.2f} bits)", settings.cell, settings.hidden, V, ln_v * to_bits);
   lp.xlabel = "training step";
-  lp.ylabel = "cross-entropy (nats per character)";
-  if (!step_x.empty()) lp.add("train (one chunk)", step_x, train_curve);
+  lp.ylabel = "cross-entropy (bits per character)";
+  if (!step_x.empty()) lp.add("train (one chunk)", step_x, bits(train_curve));
   if (!val_curve.empty()) {
-    lp.add("validation (held-out tail)", val_x, val_curve);
+    lp.add("validation (held-out tail of the training file)", val_x, bits(val_curve));
     lp.series.back().markers = true;
   }
   const double x0 = static_cast<double>(ck.steps);
   const double x1 = static_cast<double>(std::max<int64_t>(total_steps, ck.steps + 1));
-  lp.add("ln|V| (uniform guess)", {x0, x1}, {ln_v, ln_v}, true);
+  lp.add_reference("log2|V| (uniform guess)", x0, x1, ln_v * to_bits);
   lp.save(fig);
 
   // ---- summary ---------------------------------------------------------------------------
@@ -544,6 +568,12 @@ int run(int argc, char** argv) {
                best_val_step < static_cast<double>(total_steps)
                    ? " (later steps fit the training text, not the language)"
                    : "");
+  double valid_loss = NAN;
+  if (!valid_ids.empty()) {
+    valid_loss = evaluate(model, valid_ids, T);
+    fmt::print("--valid {}: loss {:.4f} ({:.3f} bits/char) over {} characters\n", valid_path, valid_loss,
+               valid_loss / std::log(2.0), valid_ids.size());
+  }
   fmt::print("{} steps in {:.1f} s ({:.0f} characters/s)\n", steps, seconds,
              seconds > 0 ? static_cast<double>(steps * B * T) / seconds : 0.0);
   fmt::print("sample (temperature {}):\n{}\n", temperature, text_sample);
@@ -558,6 +588,10 @@ int run(int argc, char** argv) {
                            .add("val_loss", val_loss)
                            .add("train_bpc", bpc_train)
                            .add("val_bpc", bpc_val)
+                           .add("valid_file_loss", valid_loss)
+                           .add("valid_file_bpc", valid_loss / std::log(2.0))
+                           .add("valid_file_chars", static_cast<double>(valid_ids.size()))
+                           .add("valid_file_skipped", static_cast<double>(valid_skipped))
                            .add("best_val_loss", best_val)
                            .add("best_val_step", best_val_step)
                            .add("steps", static_cast<double>(total_steps))

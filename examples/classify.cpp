@@ -359,6 +359,7 @@ int run(int argc, char** argv) {
   cm.title = fmt::format("test accuracy {:.1f}%", 100 * result.accuracy);
   cm.xlabel = "predicted (share of row)";
   cm.ylabel = "true";
+  cm.colorbar_label = "share of the true class's test examples";
   for (int64_t r = 0; r < C; ++r) {
     fmt::print("  {:>{}}", names[static_cast<size_t>(r)], w);
     std::vector<double> row;
@@ -383,8 +384,8 @@ int run(int argc, char** argv) {
   acc.ylabel = "accuracy";
   acc.add("test", epoch_x, test_acc);
   if (!dev_acc.empty()) acc.add("dev", epoch_x, dev_acc);
-  acc.add("majority class", epoch_x, std::vector<double>(epoch_x.size(), majority), true);
   for (auto& s : acc.series) s.markers = true;
+  acc.add_reference("majority class", epoch_x.front(), epoch_x.back(), majority);
   acc.save(figures[1]);
   fmt::print("\nfigures:\n  {}\n  {}\n", figures[0], figures[1]);
 

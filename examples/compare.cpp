@@ -496,7 +496,7 @@ static int run(int argc, char** argv) {
     for (const auto& per_seed : runs) plot.add(family_name(per_seed.front().family), per_seed.front().steps, per_seed.front().loss);
     if (!pct) {
       const std::vector<double>& xs = runs.front().front().steps;
-      plot.add(pct ? "chance" : "memoryless baseline", {xs.front(), xs.back()}, {task.baseline, task.baseline}, true);
+      plot.add_reference(pct ? "chance" : "memoryless baseline", xs.front(), xs.back(), task.baseline);
     }
     const std::string path = out + "/compare_" + task.key + ".svg";
     plot.save(path);

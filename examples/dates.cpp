@@ -443,6 +443,7 @@ void attention_heatmap(const Example& e, const Translation& t, const std::string
   h.title = title;
   h.xlabel = "input character";
   h.ylabel = "output character (decoder step)";
+  h.colorbar_label = "attention weight";
   for (size_t j = 0; j < t.tokens.size(); ++j) {
     h.values.push_back(t.weights[j]);
     h.row_labels.push_back(target_text(t.tokens[j]));
@@ -626,6 +627,7 @@ int run(int argc, char** argv) {
   per_format.ylabel = "input format";
   per_format.values = final_scores.token_by_position;
   per_format.annotate = true;
+  per_format.colorbar_label = "share right";
   for (const Format& f : formats) per_format.row_labels.push_back(f.render(shown_date).text());
   for (const char* c : {"y", "y", "y", "y", "-", "m", "m", "-", "d", "d", "</s>"}) per_format.col_labels.push_back(c);
   const std::string per_format_path = out_dir + "/per_format.svg";
@@ -636,6 +638,7 @@ int run(int argc, char** argv) {
                                probe.size() / formats.size());
   learning.xlabel = "training step";
   learning.ylabel = "input format";
+  learning.colorbar_label = "exact match";
   learning.values = eval_by_format;
   for (const Format& f : formats) learning.row_labels.push_back(f.render(shown_date).text());
   const size_t label_every = std::max<size_t>(1, eval_x.size() / 8);

@@ -295,6 +295,7 @@ int run(int argc, char** argv) {
     cm.title = fmt::format("{}: test accuracy {:.1f}% (seed {})", name, 100 * accuracy(pred, data.test), seed);
     cm.xlabel = "predicted digit (share of row)";
     cm.ylabel = "true digit";
+    cm.colorbar_label = "share of the true digit's test images";
     for (int r = 0; r < kClasses; ++r) {
       fmt::print("  {:>3}", r);
       int64_t total = 0;
@@ -348,7 +349,7 @@ int run(int argc, char** argv) {
     loss.add(name, running_mean(results[k].curves.loss, 20));
     acc.add(name, results[k].curves.eval_step, results[k].curves.test_acc);
   }
-  acc.add("chance", std::vector<double>{1, static_cast<double>(steps)}, std::vector<double>{0.1, 0.1}, true);
+  acc.add_reference("chance", 1, static_cast<double>(steps), 0.1);
   figures.push_back(out_dir + "/loss.svg");
   loss.save(figures.back());
   figures.push_back(out_dir + "/accuracy.svg");

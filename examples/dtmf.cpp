@@ -479,6 +479,7 @@ int run(int argc, char** argv) {
     h.title = fmt::format("frame posteriors, dialled {}", keys_text(d.keys));
     h.xlabel = fmt::format("frame ({} ms each)", frame * 1000 / static_cast<int64_t>(kRate));
     h.ylabel = "class";
+    h.colorbar_label = "posterior probability";
     h.values = posteriors[i];
     h.row_labels.push_back("silence");
     for (int64_t k = 0; k < kKeyCount; ++k) h.row_labels.push_back(key_name(k));
@@ -492,7 +493,7 @@ int run(int argc, char** argv) {
   acc_plot.xlabel = "step";
   acc_plot.ylabel = "accuracy";
   for (size_t m = 0; m < rows.size(); ++m) acc_plot.add(model_names[m], rows[m].curve_x, rows[m].curve_y);
-  acc_plot.add("chance", {1.0, static_cast<double>(steps)}, {1.0 / kKeyCount, 1.0 / kKeyCount}, true);
+  acc_plot.add_reference("chance", 1.0, static_cast<double>(steps), 1.0 / kKeyCount);
   const std::string acc_path = out_dir + "/accuracy.svg";
   acc_plot.save(acc_path);
   figures.push_back(acc_path);

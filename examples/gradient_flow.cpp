@@ -122,12 +122,16 @@ static int run(int argc, char** argv) {
     size_t finite = 0;
     while (finite < log.grad_norm.size() && std::isfinite(log.grad_norm[finite])) ++finite;
     const std::string label = finite < log.grad_norm.size() ? fmt::format("{} (NaN at {})", name, finite + 1) : name;
-    std::vector<double> loss(log.step_loss.begin(), log.step_loss.begin() + static_cast<std::ptrdiff_t>(finite));
-    clip_loss.add(label, std::vector<double>(loss.size()), loss);
-    for (size_t i = 0; i < loss.size(); ++i) clip_loss.series.back().x[i] = static_cast<double>(i + 1);
+    // The whole run: the figure marks where it turns NaN/Inf and clips the axis (y_max
+    // below), so that the diverging run does not flatten the clipped one.
+    const size_t shown = std::min(log.step_loss.size(), finite + 1);
+    std::vector<double> loss(log.step_loss.begin(), log.step_loss.begin() + static_cast<std::ptrdiff_t>(shown));
+    std::vector<double> xs(loss.size());
+    for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<double>(i + 1);
+    clip_loss.add(label, xs, loss);
     clip_loss.series.back().markers = loss.size() < 30;
-    const std::vector<double> norms(log.grad_norm.begin(), log.grad_norm.begin() + static_cast<std::ptrdiff_t>(finite));
-    clip_norm.add(label, iota_x(norms.size()), norms);
+    const std::vector<double> norms(log.grad_norm.begin(), log.grad_norm.begin() + static_cast<std::ptrdiff_t>(shown));
+    clip_norm.add(label, xs, norms);
     clip_norm.series.back().markers = norms.size() < 30;
     double max_norm = 0;
     for (double n : log.grad_norm) max_norm = std::isfinite(n) ? std::max(max_norm, n) : INFINITY;
@@ -135,10 +139,11 @@ static int run(int argc, char** argv) {
     (clipped ? clipped_max_norm : unclipped_max_norm) = max_norm;
     (clipped ? clipped_nan_step : unclipped_nan_step) = finite < log.grad_norm.size() ? static_cast<double>(finite + 1) : NAN;
   }
-  clip_loss.add("baseline (predict 1.0)", {0.0, static_cast<double>(clip_cfg.steps)},
-                {kAddingBaseline, kAddingBaseline}, true);
-  clip_norm.add(fmt::format("max norm {}", clip_cfg.clip), {0.0, static_cast<double>(clip_cfg.steps)},
-                {clip_cfg.clip, clip_cfg.clip}, true);
+  clip_loss.y_max = 100;  // MSE of targets in [0, 2]: far past anything a working run shows
+  clip_norm.y_max = 1e6;
+  clip_loss.add_reference("baseline (predict 1.0)", 0.0, static_cast<double>(clip_cfg.steps), kAddingBaseline);
+  clip_norm.add_reference(fmt::format("max norm {}", clip_cfg.clip), 0.0, static_cast<double>(clip_cfg.steps),
+                          clip_cfg.clip);
 
   // Evaluation: the share of the gradient that reaches the first step.
   fmt::print("\n");

@@ -196,9 +196,23 @@ int main(int argc, char** argv) {
     }
     hm.col_labels.assign(G, "");
     hm.row_labels.assign(G, "");
-    auto centre = [&](double lo, double hi, int64_t i) { return lo + (hi - lo) * (static_cast<double>(i) + 0.5) / G; };
-    for (int64_t c = 0; c < G; c += 15) hm.col_labels[static_cast<size_t>(c)] = fmt::format("{:.1f}", centre(x0, x1, c));
-    for (int64_t r = 0; r < G; r += 12) hm.row_labels[static_cast<size_t>(r)] = fmt::format("{:.1f}", centre(y1, y0, r));
+    // Tick labels at round values (the cell whose centre is nearest), never "-0.0".
+    auto tick = [](double v) { return std::abs(v) < 0.05 ? std::string("0") : fmt::format("{:.1f}", v); };
+    for (double v = -1.0; v <= 2.5; v += 0.5) {
+      const auto c = static_cast<int64_t>(std::floor((v - x0) / (x1 - x0) * G));
+      if (c >= 0 && c < G) hm.col_labels[static_cast<size_t>(c)] = tick(x0 + (x1 - x0) * (static_cast<double>(c) + 0.5) / G);
+    }
+    for (double v = -1.0; v <= 1.5; v += 0.5) {
+      const auto r = static_cast<int64_t>(std::floor((y1 - v) / (y1 - y0) * G));
+      if (r >= 0 && r < G) hm.row_labels[static_cast<size_t>(r)] = tick(y1 - (y1 - y0) * (static_cast<double>(r) + 0.5) / G);
+    }
+    // The test points over the map, one marker per true class.
+    hm.colorbar_label = "P(class 1)";
+    hm.point_labels = {"test point, class 0", "test point, class 1"};
+    const std::vector<double> xt = x_test.to_vector();
+    const std::vector<int64_t> yt = y_test.to_indices();
+    for (size_t i = 0; i < yt.size(); ++i)
+      hm.points.push_back({(xt[2 * i] - x0) / (x1 - x0) * G, (y1 - xt[2 * i + 1]) / (y1 - y0) * G, static_cast<int>(yt[i])});
     figures.push_back(out + "/moons_boundary.svg");
     hm.save(figures.back());
     plot::LinePlot lp;
@@ -271,7 +285,7 @@ int main(int argc, char** argv) {
     lp.log_y = true;
     lp.add("MLP (flattened)", mlp_losses);
     lp.add("GRU", gru_losses);
-    lp.add("predict 1", std::vector<double>(mlp_losses.size(), baseline), true);
+    lp.add_reference("predict 1", 0.0, static_cast<double>(mlp_losses.size() - 1), baseline);
     figures.push_back(out + "/adding_loss.svg");
     lp.save(figures.back());
     line.add("adding_baseline", baseline).add("adding_mlp_mse", mlp_mse).add("adding_gru_mse", gru_mse);

@@ -210,7 +210,7 @@ int run(int argc, char** argv) {
   if (!step_x.empty()) curve.add(teacher_forcing ? "train (teacher-forced)" : "train (batch)", step_x, train_curve);
   curve.add("test (held-out)", eval_x, test_curve);
   curve.series.back().markers = true;
-  curve.add("predict 0", {0.0, static_cast<double>(std::max<int64_t>(steps, 1))}, {zero_mse, zero_mse}, true);
+  curve.add_reference("predict 0", 0.0, static_cast<double>(std::max<int64_t>(steps, 1)), zero_mse);
   const std::string fig_loss = out + "/one_to_many_loss.svg";
   curve.save(fig_loss);
 

@@ -11,6 +11,7 @@
 //   ./seq2seq                          # reverse length-8 strings, additive attention
 //   ./seq2seq --task sort --attention general
 //   ./seq2seq --min-len 4 --len 8      # variable lengths: padding, lengths, key mask
+//   ./seq2seq --min-len 4 --len 8 --test-len 2-12   # lengths never seen in training, per length
 #include <unroll.h>
 
 #include "common/cli.h"
@@ -106,6 +107,8 @@ int run(int argc, char** argv) {
   const std::string attention_kind = cli.get_string("attention", "additive", "additive | general | dot");
   const int64_t max_len = cli.get_int("len", 8, "string length (the longest, with --min-len)");
   const int64_t min_len_flag = cli.get_int("min-len", 0, "shortest string length (0: same as --len)");
+  const std::string test_len_flag =
+      cli.get_string("test-len", "", "held-out string lengths, A or A-B (default: the training lengths)");
   const int64_t symbols = cli.get_int("symbols", 12, "number of distinct symbols (plus PAD, BOS, EOS)");
   const int64_t embed = cli.get_int("embed", 32, "embedding size E");
   const int64_t hidden = cli.get_int("hidden", 64, "encoder hidden size H per direction (decoder: 2H)");
@@ -125,6 +128,25 @@ int run(int argc, char** argv) {
   UNROLL_CHECK(task_name == "reverse" || task_name == "sort", "seq2seq: --task must be reverse or sort, got '{}'",
                task_name);
   UNROLL_CHECK(1 <= min_len && min_len <= max_len, "seq2seq: need 1 <= --min-len {} <= --len {}", min_len, max_len);
+  int64_t test_min = min_len, test_max = max_len;
+  if (!test_len_flag.empty()) {
+    const size_t dash = test_len_flag.find('-');
+    auto number = [&](const std::string& t) {
+      size_t used = 0;
+      int64_t v = 0;
+      try {
+        v = std::stoll(t, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      UNROLL_CHECK(used == t.size() && used > 0, "seq2seq: --test-len must be A or A-B (lengths), got '{}'", test_len_flag);
+      return v;
+    };
+    test_min = number(test_len_flag.substr(0, dash));
+    test_max = dash == std::string::npos ? test_min : number(test_len_flag.substr(dash + 1));
+  }
+  UNROLL_CHECK(1 <= test_min && test_min <= test_max && test_max <= 64,
+               "seq2seq: need 1 <= --test-len A <= B <= 64, got {}-{}", test_min, test_max);
   UNROLL_CHECK(symbols >= 2 && symbols <= 26, "seq2seq: --symbols {} must be in 2..26", symbols);
   UNROLL_CHECK(steps > 0 && batch_size > 0 && n_test > 0 && eval_every > 0,
                "seq2seq: --steps, --batch, --test and --eval-every must be positive");
@@ -136,7 +158,7 @@ int run(int argc, char** argv) {
   std::set<std::vector<int64_t>> test_set;
   std::vector<std::vector<int64_t>> test;
   while (static_cast<int64_t>(test.size()) < n_test) {
-    std::vector<int64_t> s = random_string(data_gen, symbols, min_len, max_len);
+    std::vector<int64_t> s = random_string(data_gen, symbols, test_min, test_max);
     if (test_set.insert(s).second) test.push_back(s);
   }
   const std::vector<std::vector<int64_t>> probe(test.begin(), test.begin() + std::min<int64_t>(256, n_test));
@@ -173,7 +195,7 @@ int run(int argc, char** argv) {
     loss_x.push_back(static_cast<double>(step));
     loss_y.push_back(loss.item());
     if (step % eval_every == 0 || step == steps) {
-      Accuracy a = evaluate(model, probe, task, max_len, 256);
+      Accuracy a = evaluate(model, probe, task, test_max, 256);
       eval_x.push_back(static_cast<double>(step));
       eval_seq.push_back(a.sequence);
       eval_tok.push_back(a.token);
@@ -185,16 +207,35 @@ int run(int argc, char** argv) {
   const double train_seconds = progress.seconds();
 
   // Evaluation: greedy decoding of every held-out string.
-  const Accuracy final_acc = evaluate(model, test, task, max_len, 256);
-  fmt::print("held-out ({} strings): sequence accuracy {:.2f}%, token accuracy {:.2f}%  ({:.1f} s training)\n",
-             n_test, 100 * final_acc.sequence, 100 * final_acc.token, train_seconds);
+  const Accuracy final_acc = evaluate(model, test, task, test_max, 256);
+  fmt::print("held-out ({} strings of length {}..{}; trained on {}..{}): sequence accuracy {:.2f}%, token accuracy "
+             "{:.2f}%  ({:.1f} s training)\n",
+             n_test, test_min, test_max, min_len, max_len, 100 * final_acc.sequence, 100 * final_acc.token, train_seconds);
+  // Per length, with chance: a guess of uniform symbols at the right length, 1 / symbols^L.
+  std::vector<std::pair<int64_t, Accuracy>> by_len;
+  double chance = 0;
+  for (const std::vector<int64_t>& t : test) chance += std::pow(1.0 / static_cast<double>(symbols), static_cast<double>(t.size()));
+  chance /= static_cast<double>(test.size());
+  if (test_max > test_min || test_min != min_len || test_max != max_len) {
+    fmt::print("{:>7} {:>8} {:>10} {:>10}\n", "length", "strings", "sequence", "token");
+    for (int64_t L = test_min; L <= test_max; ++L) {
+      std::vector<std::vector<int64_t>> part;
+      for (const std::vector<int64_t>& t : test)
+        if (static_cast<int64_t>(t.size()) == L) part.push_back(t);
+      if (part.empty()) continue;
+      const Accuracy a = evaluate(model, part, task, test_max, 256);
+      by_len.emplace_back(L, a);
+      fmt::print("{:>7} {:>8} {:>9.1f}% {:>9.1f}%{}\n", L, part.size(), 100 * a.sequence, 100 * a.token,
+                 L >= min_len && L <= max_len ? "" : "   (length not seen in training)");
+    }
+  }
 
   // Figures: attention heatmaps of a few held-out strings, and the learning curves.
   std::vector<std::string> figures;
   const int64_t n_show = std::min(n_figures, n_test);
   const std::vector<std::vector<int64_t>> shown(test.begin(), test.begin() + n_show);
   if (n_show > 0) {
-    Seq2Seq::Decoded d = model.greedy(make_batch(shown, task, max_len), max_len + 1);
+    Seq2Seq::Decoded d = model.greedy(make_batch(shown, task, test_max), test_max + 1);
     for (int64_t i = 0; i < n_show; ++i) {
       const std::vector<int64_t>& src = shown[static_cast<size_t>(i)];
       const std::vector<int64_t> outp = until_eos(d.tokens[static_cast<size_t>(i)]);
@@ -203,6 +244,7 @@ int run(int argc, char** argv) {
                             sequence_text(outp));
       h.xlabel = "encoder position (input token)";
       h.ylabel = "decoder step (output token)";
+      h.colorbar_label = "attention weight";
       for (size_t j = 0; j < outp.size(); ++j) {
         const std::vector<double>& w = d.weights[static_cast<size_t>(i)][j];
         h.values.emplace_back(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(src.size()));
@@ -238,18 +280,23 @@ int run(int argc, char** argv) {
   fmt::print("figures:\n");
   for (const std::string& f : figures) fmt::print("  {}\n", f);
 
+  JsonLine per_len;
+  for (const auto& [L, a] : by_len) per_len.add(std::to_string(L), a.sequence);
   if (json)
     fmt::print("{}\n", JsonLine()
                            .add("task", task_name)
                            .add("attention", attention_kind)
                            .add("len", static_cast<double>(max_len))
+                           .add("min_len", static_cast<double>(min_len))
+                           .add("test_min_len", static_cast<double>(test_min))
+                           .add("test_max_len", static_cast<double>(test_max))
+                           .add_raw("sequence_accuracy_by_len", per_len.str())
                            .add("steps", static_cast<double>(steps))
                            .add("initial_loss", loss_y.front())
                            .add("final_loss", smooth)
                            .add("sequence_accuracy", final_acc.sequence)
                            .add("token_accuracy", final_acc.token)
-                           .add("chance_sequence_accuracy", std::pow(1.0 / static_cast<double>(symbols),
-                                                                     static_cast<double>(max_len)))
+                           .add("chance_sequence_accuracy", chance)
                            .add("train_seconds", train_seconds)
                            .str());
   return 0;

@@ -406,6 +406,7 @@ std::string save_attention(const Tensor& att, int64_t b, int64_t head, const std
   hm.title = title;
   hm.xlabel = "key position (token attended to)";
   hm.ylabel = "query position (token attending)";
+  hm.colorbar_label = "attention weight";
   for (int64_t t = 0; t < T; ++t) {
     const auto row = w.begin() + static_cast<std::ptrdiff_t>(((b * h + head) * T + t) * S);
     hm.values.emplace_back(row, row + S);
@@ -746,8 +747,11 @@ int run(int argc, char** argv) {
   lm_plot.add(lm_rnn.name + " validation", lm_rnn.val_x, lm_rnn.val_y, true).series.back().color = kRnnColor;
   lm_plot.add(lm_tf.name + " validation", lm_tf.val_x, lm_tf.val_y, true).series.back().color = kTfColor;
   for (size_t i = 2; i < 4; ++i) lm_plot.series[i].markers = true;
-  lm_plot.add("ln|V| (uniform)", {0.0, static_cast<double>(lm_steps)}, {ln_v, ln_v}, true).series.back().color =
-      "#777777";
+  lm_plot.add_reference(fmt::format("log2|V| = {:.2f} (uniform)", ln_v / std::log(2.0)), 0.0, static_cast<double>(lm_steps), ln_v);
+  // One unit with the text and the table: bits per character (the losses are in nats).
+  lm_plot.ylabel = "cross-entropy (bits per character)";
+  for (plot::Series& se : lm_plot.series)
+    for (double& y : se.y) y /= std::log(2.0);
   figures.push_back(out_dir + "/lm_loss.svg");
   lm_plot.save(figures.back());
 

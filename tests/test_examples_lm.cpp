@@ -79,7 +79,7 @@ TEST_CASE("char_lm: the loss starts at ln|V| and falls well below it; checkpoint
   CHECK(number(r.json, "val_loss") < 0.8 * ln_v);  // it generalises to the held-out tail
   CHECK(std::abs(number(r.json, "train_bpc") - final_train / std::log(2.0)) < 1e-9);
   std::string why;
-  CHECK_MESSAGE(well_formed_svg(out + "/char_lm_loss.svg", {"<polyline", "<text", "validation", "ln|V|"}, &why), why);
+  CHECK_MESSAGE(well_formed_svg(out + "/char_lm_loss.svg", {"<polyline", "<text", "validation", "log2|V|", "bits per character"}, &why), why);
   REQUIRE(std::filesystem::exists(ckpt));
 
   // The checkpoint carries the vocabulary and settings: a tensor file PyTorch can read.
@@ -111,6 +111,26 @@ TEST_CASE("char_lm: the loss starts at ln|V| and falls well below it; checkpoint
   // Same seed, same sample.
   const auto rs2 = run("char_lm", "--sample-only " + ckpt + " --prime \"The \" --sample-len 60 --temperature 0.5 --json");
   CHECK(string_value(rs2.json, "sample") == text);
+}
+
+TEST_CASE("char_lm --valid FILE: the loss on another file, characters outside the vocabulary skipped and counted") {
+  const std::string out = kTmp + "/valid";
+  std::filesystem::create_directories(out);
+  const std::string file = out + "/other.txt";
+  {
+    std::ofstream f(file);
+    f << "A recurrent network reads a sequence one element at a time, and it writes a summary.~\n";  // '~' is not in the essay
+  }
+  const auto r = run("char_lm", "--steps 20 --eval-every 10 --valid " + file + " --json --out " + out + kLmModel);
+  REQUIRE(r.exit_code == 0);
+  CHECK(number(r.json, "valid_file_skipped") == 1);
+  CHECK(number(r.json, "valid_file_chars") == 85);
+  const double bpc = number(r.json, "valid_file_bpc");
+  CHECK(std::isfinite(bpc));
+  CHECK(bpc == doctest::Approx(number(r.json, "valid_file_loss") / std::log(2.0)));
+  CHECK(bpc < number(r.json, "ln_vocab") / std::log(2.0) + 0.5);
+  CHECK(r.out.find("the last 10% of the same file") != std::string::npos);
+  CHECK(run("char_lm", "--steps 1 --valid " + out + "/missing.txt --out " + out + kLmModel).exit_code != 0);
 }
 
 TEST_CASE("char_lm: bad input gives a clear error and a non-zero exit code") {

@@ -71,6 +71,37 @@ TEST_CASE("seq2seq: variable lengths with the key mask, general attention") {
   CHECK_MESSAGE(example_test::well_formed_svg(dir + "/attention_0.svg", {"<rect", "<text"}, &why), why);
 }
 
+// Chance (a uniform guess of the right length, 1/symbols^L averaged over the test strings)
+// follows --min-len, and --test-len measures lengths the model was never trained on.
+TEST_CASE("seq2seq: chance accuracy respects --min-len; --test-len changes the measured lengths") {
+  const std::string dir = out_dir("seq2seq_test_len");
+  const example_test::Run r = example_test::run(
+      "seq2seq", "--min-len 2 --len 4 --steps 20 --batch 8 --hidden 8 --embed 8 --test 100 --heatmaps 1 "
+                 "--seed 3 --json --out " + dir);
+  REQUIRE(r.exit_code == 0);
+  const double s = 12;
+  const double chance = example_test::number(r.json, "chance_sequence_accuracy");
+  CHECK(chance > std::pow(s, -3));  // some test strings have length 2: far above 12^-4
+  CHECK(chance < std::pow(s, -2));
+  CHECK(example_test::number(r.json, "test_min_len") == 2);
+  CHECK(example_test::number(r.json, "test_max_len") == 4);
+
+  const example_test::Run t = example_test::run(
+      "seq2seq", "--min-len 2 --len 4 --test-len 6-7 --steps 20 --batch 8 --hidden 8 --embed 8 --test 100 "
+                 "--heatmaps 1 --seed 3 --json --out " + dir);
+  REQUIRE(t.exit_code == 0);
+  CHECK(example_test::number(t.json, "test_min_len") == 6);
+  CHECK(example_test::number(t.json, "test_max_len") == 7);
+  const double chance_long = example_test::number(t.json, "chance_sequence_accuracy");
+  CHECK(chance_long >= std::pow(s, -7) * 0.999);
+  CHECK(chance_long <= std::pow(s, -6) * 1.001);
+  CHECK(t.json.find("\"sequence_accuracy_by_len\": {\"6\": ") != std::string::npos);
+  CHECK(t.json.find("\"7\": ") != std::string::npos);
+  CHECK(t.out.find("(length not seen in training)") != std::string::npos);
+  CHECK(example_test::run("seq2seq", "--test-len 5-3 --steps 1").exit_code == 1);
+  CHECK(example_test::run("seq2seq", "--test-len x --steps 1").exit_code == 1);
+}
+
 TEST_CASE("seq2seq: a bad flag value is a clean error, not a crash") {
   CHECK(example_test::run("seq2seq", "--attention cosine --steps 1").exit_code == 1);
   CHECK(example_test::run("seq2seq", "--task shuffle --steps 1").exit_code == 1);

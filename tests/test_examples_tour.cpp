@@ -4,6 +4,8 @@
 
 #include "example_runner.h"
 
+#include "common/tasks.h"
+
 #include <cmath>
 #include <string>
 
@@ -75,4 +77,52 @@ TEST_CASE("the tour's examples reject bad flags") {
   CHECK(run("adding", "--T 1").exit_code != 0);
   CHECK(run("demo", "--no-such-flag").exit_code == 2);
   CHECK(run("gradient_flow", "--help").exit_code == 0);
+}
+
+TEST_CASE("adding: --forget-bias sets the LSTM forget gate's bias slice, and only it") {
+  using namespace unroll;
+  using namespace unroll::examples;
+  manual_seed(3);
+  LSTMCell cell(2, 5);
+  const std::vector<double> before_ih = cell.bias_ih.data().to_vector(), before_hh = cell.bias_hh.data().to_vector();
+  set_forget_bias(cell, 1.0);
+  const std::vector<double> ih = cell.bias_ih.data().to_vector(), hh = cell.bias_hh.data().to_vector();
+  REQUIRE(ih.size() == 20);
+  for (size_t j = 0; j < 20; ++j) {
+    const bool forget = j >= 5 && j < 10;  // gate order i, f, g, o
+    CHECK(ih[j] == (forget ? 1.0 : before_ih[j]));
+    CHECK(hh[j] == (forget ? 0.0 : before_hh[j]));
+  }
+  // Through the regressor the tour trains: the LSTM's gate bias is set, other cells untouched.
+  AddingConfig cfg;
+  cfg.T = 4, cfg.steps = 1, cfg.test_size = 4, cfg.hidden = 3, cfg.progress = false, cfg.forget_bias = 2.0;
+  cfg.cells = {CellKind::Lstm};
+  const std::vector<CellRun> runs = train_all_cells(cfg);
+  REQUIRE(runs.size() == 1);
+  CHECK(runs[0].kind == CellKind::Lstm);
+  CHECK(std::isnan(parse_forget_bias("pytorch")));
+  CHECK(parse_forget_bias("1.5") == 1.5);
+  CHECK_THROWS_AS(parse_forget_bias("one"), unroll::Error);
+  CHECK(parse_cells("gru,rnn") == std::vector<CellKind>{CellKind::Gru, CellKind::Rnn});
+  CHECK_THROWS_AS(parse_cells("lstm,cnn"), unroll::Error);
+  CHECK_THROWS_AS(parse_cells("lstm,lstm"), unroll::Error);
+}
+
+TEST_CASE("adding --seeds: median, range and solved count over seeds, for the cells asked") {
+  const auto r = run("adding", "--T 10 --steps 300 --hidden 16 --test 200 --seeds 3 --cells lstm,gru --json --out " +
+                                   kTmp + "/adding_seeds");
+  REQUIRE(r.exit_code == 0);
+  CHECK(std::isnan(number(r.json, "rnn_test_mse")));  // not trained
+  const double lo = number(r.json, "lstm_min"), med = number(r.json, "lstm_median"), hi = number(r.json, "lstm_max");
+  CHECK(lo <= med);
+  CHECK(med <= hi);
+  CHECK(number(r.json, "lstm_test_mse") >= lo);  // seed 0 is one of the three
+  CHECK(number(r.json, "lstm_test_mse") <= hi);
+  const double solved = number(r.json, "gru_solved");
+  CHECK(solved >= 0);
+  CHECK(solved <= 3);
+  CHECK(r.out.find("held-out MSE over seeds 0..2") != std::string::npos);
+  CHECK(r.out.find("LSTM forget-gate bias at init: 2") != std::string::npos);
+  CHECK(run("adding", "--cells lstm,cnn --steps 1").exit_code == 2);
+  CHECK(run("adding", "--forget-bias big --steps 1").exit_code == 2);
 }

@@ -67,7 +67,7 @@ TEST_CASE("transformer: both models learn reversal and the character LM; figures
   // Figures: loss curves of both models, the accuracy curves, one heatmap per head.
   check_svg(dir + "/reversal_loss.svg", {"<polyline", "LSTM train", "Transformer train"});
   check_svg(dir + "/reversal_accuracy.svg", {"<polyline", "sequence accuracy"});
-  check_svg(dir + "/lm_loss.svg", {"<polyline", "LSTM validation", "Transformer validation", "ln|V|"});
+  check_svg(dir + "/lm_loss.svg", {"<polyline", "LSTM validation", "Transformer validation", "log2|V|", "bits per character"});
   for (const std::string f : {"reversal_attention_l1_h1", "reversal_attention_l1_h2"})
     check_svg(dir + "/" + f + ".svg", {"<rect", "reversal, layer 1 head", "&lt;s&gt;"});
   for (const std::string f : {"lm_attention_l1_h1", "lm_attention_l1_h2"})

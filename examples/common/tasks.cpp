@@ -139,11 +139,65 @@ double first_to_last(const std::vector<double>& norms) {
   return norms.empty() ? std::numeric_limits<double>::quiet_NaN() : norms.front() / norms.back();
 }
 
+void set_forget_bias(LSTMCell& cell, double value) {
+  UNROLL_CHECK(cell.bias_ih.defined() && cell.bias_hh.defined(), "set_forget_bias: the LSTM cell has no bias");
+  UNROLL_CHECK(std::isfinite(value), "set_forget_bias: the bias must be finite, got {}", value);
+  const int64_t H = cell.hidden_size();
+  std::vector<double> bi = cell.bias_ih.data().to_vector(), bh = cell.bias_hh.data().to_vector();
+  for (int64_t j = H; j < 2 * H; ++j) {
+    bi[static_cast<size_t>(j)] = value;
+    bh[static_cast<size_t>(j)] = 0.0;
+  }
+  const DType dtype = cell.bias_ih.dtype();
+  copy_(cell.bias_ih.data(), tensor(bi, {4 * H}, dtype));
+  copy_(cell.bias_hh.data(), tensor(bh, {4 * H}, dtype));
+}
+
+double parse_forget_bias(const std::string& text) {
+  if (text == "pytorch") return std::numeric_limits<double>::quiet_NaN();
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  UNROLL_CHECK(used == text.size() && used > 0 && std::isfinite(v),
+               "--forget-bias: expected a number or 'pytorch', got '{}'", text);
+  return v;
+}
+
+std::string forget_bias_text(double forget_bias) {
+  return std::isnan(forget_bias) ? std::string("PyTorch's init (U(-1/sqrt(H), 1/sqrt(H)))") : fmt::format("{}", forget_bias);
+}
+
+std::vector<CellKind> parse_cells(const std::string& text) {
+  std::vector<CellKind> cells;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string name = text.substr(start, comma - start);
+    bool found = false;
+    for (CellKind k : kAllCells)
+      if (name == cell_key(k)) {
+        UNROLL_CHECK(std::find(cells.begin(), cells.end(), k) == cells.end(), "--cells: '{}' given twice in '{}'",
+                     name, text);
+        cells.push_back(k), found = true;
+      }
+    UNROLL_CHECK(found, "--cells: unknown cell '{}' in '{}' (expected a comma-separated list of rnn, lstm, gru)",
+                 name, text);
+    start = comma + 1;
+  }
+  return cells;
+}
+
 std::vector<CellRun> train_all_cells(const AddingConfig& cfg, const AddingBatch* probe) {
   std::vector<CellRun> runs;
-  for (CellKind kind : kAllCells) {
+  for (CellKind kind : cfg.cells) {
     manual_seed(cfg.seed);
     CellRun r{kind, std::make_unique<LastStepRegressor>(kind, 2, cfg.hidden), {}, {}, {}};
+    if (kind == CellKind::Lstm && !std::isnan(cfg.forget_bias))
+      set_forget_bias(dynamic_cast<LSTMCell&>(r.model->cell()), cfg.forget_bias);
     if (probe) r.grad_init = hidden_grad_norms(*r.model, *probe);
     r.log = train_adding(*r.model, cfg, cell_kind_name(kind));
     if (probe) r.grad_trained = hidden_grad_norms(*r.model, *probe);
@@ -179,8 +233,7 @@ plot::LinePlot adding_loss_plot(const std::vector<CellRun>& runs, const AddingCo
     p.add(cell_kind_name(r.kind), r.log.step, r.log.loss);
     p.series.back().color = cell_colour(r.kind);
   }
-  p.add("baseline 1/6", {0.0, static_cast<double>(cfg.steps)}, {kAddingBaseline, kAddingBaseline}, true);
-  p.series.back().color = "#555555";
+  p.add_reference("baseline 1/6", 0.0, static_cast<double>(cfg.steps), kAddingBaseline);
   return p;
 }
 
@@ -216,6 +269,43 @@ void print_gradient_ratios(const std::vector<CellRun>& runs) {
   for (const CellRun& r : runs)
     fmt::print("{:<10} {:>12.3e} {:>12.3e}\n", cell_kind_name(r.kind), first_to_last(r.grad_init),
                first_to_last(r.grad_trained));
+}
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
+  for (double& x : v)
+    if (std::isnan(x)) x = std::numeric_limits<double>::infinity();
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int64_t solved_count(const std::vector<double>& mse) {
+  return std::count_if(mse.begin(), mse.end(), [](double m) { return m < kAddingSolved; });
+}
+
+void print_seed_sweep(const std::vector<SeedSweep>& sweep, uint64_t first_seed) {
+  const size_t n = sweep.empty() ? 0 : sweep.front().mse.size();
+  fmt::print("held-out MSE over seeds {}..{}: median [min, max], and runs with MSE < {} (solved)\n", first_seed,
+             first_seed + n - 1, kAddingSolved);
+  fmt::print("{:<10} {:>10} {:>23} {:>8}   per seed\n", "model", "median", "[min, max]", "solved");
+  for (const SeedSweep& s : sweep) {
+    const auto [lo, hi] = std::minmax_element(s.mse.begin(), s.mse.end());
+    std::string per;
+    for (double m : s.mse) per += fmt::format(" {:.2g}", m);
+    fmt::print("{:<10} {:>10.2g} {:>23} {:>5}/{:<2}  {}\n", cell_kind_name(s.kind), median_of(s.mse),
+               fmt::format("[{:.2g}, {:.2g}]", *lo, *hi), solved_count(s.mse), s.mse.size(), per);
+  }
+  fmt::print("{:<10} {:>10.3f}\n", "baseline", kAddingBaseline);
+}
+
+void add_sweep_metrics(JsonLine& json, const std::vector<SeedSweep>& sweep) {
+  for (const SeedSweep& s : sweep) {
+    const std::string key = cell_key(s.kind);
+    const auto [lo, hi] = std::minmax_element(s.mse.begin(), s.mse.end());
+    json.add(key + "_median", median_of(s.mse)).add(key + "_min", *lo).add(key + "_max", *hi);
+    json.add(key + "_solved", static_cast<double>(solved_count(s.mse)));
+  }
 }
 
 void add_metrics(JsonLine& json, const std::vector<CellRun>& runs) {

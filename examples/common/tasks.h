@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,7 +79,24 @@ struct AddingConfig {
   /// If set, called after each optimizer step with the step number (1..steps), e.g. to
   /// measure the model during training (examples/jacobian.cpp measures the sharpness).
   std::function<void(int64_t step)> after_step;
+  /// LSTM only: the forget gate's bias at init (Jozefowicz, Zaremba & Sutskever 2015:
+  /// 1.0 keeps the cell state open from the first step). NaN: LSTMCell's own init,
+  /// identical to PyTorch's (every bias U(-1/sqrt(H), 1/sqrt(H))).
+  double forget_bias = std::numeric_limits<double>::quiet_NaN();
+  std::vector<CellKind> cells{CellKind::Rnn, CellKind::Lstm, CellKind::Gru};  ///< train_all_cells trains these
 };
+
+/// Sets the forget gate's bias of an LSTM cell (gate order i, f, g, o: rows H..2H-1) to
+/// value: bias_ih[H:2H] = value and bias_hh[H:2H] = 0, so the gate's total bias is value.
+/// The other gates keep their init. Throws if the cell has no bias.
+void set_forget_bias(LSTMCell& cell, double value);
+
+/// "--forget-bias" as a flag value: a number, or "pytorch" for LSTMCell's own init (NaN).
+double parse_forget_bias(const std::string& text);
+/// "1" (fmt's shortest form) or "PyTorch's init (U(-1/sqrt(H), 1/sqrt(H)))" for NaN.
+std::string forget_bias_text(double forget_bias);
+/// "rnn,lstm,gru" (any non-empty subset, any order) -> the cells; throws naming a bad name.
+std::vector<CellKind> parse_cells(const std::string& text);
 
 struct TrainLog {
   std::vector<double> step, loss;   ///< the loss curve: mean train MSE over each log_every steps
@@ -116,8 +134,8 @@ struct CellRun {
   std::vector<double> grad_init, grad_trained;  ///< hidden_grad_norms before and after training
 };
 
-/// Trains a tanh RNN, an LSTM and a GRU (input 2, hidden cfg.hidden), each built right
-/// after manual_seed(cfg.seed); if probe is given, measures hidden_grad_norms on it before
+/// Trains a tanh RNN, an LSTM and a GRU (input 2, hidden cfg.hidden; cfg.cells), each built right
+/// after manual_seed(cfg.seed), the LSTM's forget bias set from cfg.forget_bias; if probe is given, measures hidden_grad_norms on it before
 /// and after training.
 std::vector<CellRun> train_all_cells(const AddingConfig& cfg, const AddingBatch* probe = nullptr);
 
@@ -129,6 +147,19 @@ plot::LinePlot adding_loss_plot(const std::vector<CellRun>& runs, const AddingCo
 plot::LinePlot gradient_flow_plot(const std::vector<CellRun>& runs);
 /// ||dL/dh_0|| / ||dL/dh_{T-1}|| per cell at init and trained.
 void print_gradient_ratios(const std::vector<CellRun>& runs);
+/// A run "solves" the adding problem when its held-out MSE is below this (the baseline is 0.167).
+inline constexpr double kAddingSolved = 0.01;
+/// The held-out MSE of each cell over several seeds (mse[i] is seed i's).
+struct SeedSweep {
+  CellKind kind;
+  std::vector<double> mse;
+};
+/// Median of v (NaN counts as +inf, i.e. as a failure); NaN if v is empty.
+double median_of(std::vector<double> v);
+/// Per cell: median, [min, max] and how many runs have MSE < kAddingSolved.
+void print_seed_sweep(const std::vector<SeedSweep>& sweep, uint64_t first_seed);
+/// Adds <key>_median, <key>_min, <key>_max, <key>_solved per cell.
+void add_sweep_metrics(JsonLine& json, const std::vector<SeedSweep>& sweep);
 /// "rnn", "lstm", "gru": JSON key prefixes.
 const char* cell_key(CellKind kind);
 /// Adds <key>_test_mse, <key>_seconds and (if measured) <key>_ratio_init/_trained per cell.

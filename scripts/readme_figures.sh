@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Reruns every example's default configuration, one after the other, and prints the figures
+# and wall times the README quotes, so that the README can be checked against one run:
+#
+#   ./scripts/readme_figures.sh                 # all examples, defaults (about 5 min on 1 core)
+#   ./scripts/readme_figures.sh adding seq2seq  # only these
+#   ./scripts/readme_figures.sh --sweeps        # also the multi-seed tables (adding --seeds 5 at
+#                                               # T=100 and 200, compare --seeds 5): ~20 min more
+#
+# Examples whose data is not in the repository run only when it is there (digits:
+# ../shared/data/digits/digits.csv; char_lm's PTB row: ../shared/data/ptb/). Needs jq and a
+# Release build (build/examples; `cmake --build build --target unroll_examples`).
+# Output: one Markdown row per run: program, flags, wall seconds, the numbers of its --json line.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${UNROLL_EXAMPLES_BIN:-$ROOT/build/examples}
+OUT=${UNROLL_FIGURES_OUT:-$ROOT/build/examples/out}
+DATA=${UNROLL_DATA:-$ROOT/../shared/data}  # from a worktree: UNROLL_DATA=/path/to/shared/data
+command -v jq >/dev/null || { echo "readme_figures.sh: needs jq (apt-get install jq)" >&2; exit 2; }
+
+sweeps=0
+names=()
+for a in "$@"; do
+  case $a in
+    --sweeps) sweeps=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) names+=("$a") ;;
+  esac
+done
+wanted() { [ ${#names[@]} -eq 0 ] && return 0; local n; for n in "${names[@]}"; do [ "$n" = "$1" ] && return 0; done; return 1; }
+
+echo "| program | flags | wall s | figures (from --json) |"
+echo "| --- | --- | ---: | --- |"
+# row <program> [flags...]: runs it with --json, prints the row (numbers to 4 significant digits).
+row() {
+  local prog=$1
+  shift
+  [ -x "$BIN/$prog" ] || { echo "| $prog | $* | - | not built ($BIN/$prog) |"; return; }
+  local t0 t1 json
+  t0=$(date +%s.%N)
+  json=$("$BIN/$prog" "$@" --json --out "$OUT/$prog" 2>/dev/null | grep '^{' | tail -1) || true
+  t1=$(date +%s.%N)
+  local wall
+  wall=$(echo "$t1 - $t0" | bc)
+  local figs
+  figs=$(printf '%s' "${json:-{\}}" | jq -r '
+      def sig: if type == "number" then (if . == 0 or (fabs >= 0.001 and fabs < 1e5) then ((. * 10000 | round) / 10000 | tostring)
+               else tostring end) else tostring end;
+      [paths(type == "number") as $p | "\($p | map(tostring) | join("."))=\(getpath($p) | sig)"] | join(", ")')
+  printf '| %s | %s | %.1f | %s |\n' "$prog" "$*" "$wall" "$figs"
+}
+
+wanted demo && row demo
+wanted adding && row adding
+wanted gradient_flow && row gradient_flow
+if wanted gradient_flow; then
+  for s in 1 2 3 4; do row gradient_flow --seed "$s"; done  # the no-clip NaN step over seeds
+fi
+wanted char_lm && row char_lm
+if wanted char_lm && [ -f "$DATA/ptb/valid.txt" ] && [ -f "$DATA/ptb/test.txt" ]; then
+  row char_lm --text "$DATA/ptb/valid.txt" --steps 1500 --valid "$DATA/ptb/test.txt"
+fi
+wanted one_to_many && row one_to_many
+wanted time_series && row time_series
+wanted classify && row classify
+wanted seq2seq && row seq2seq
+wanted seq2seq && row seq2seq --min-len 4 --len 8 --test-len 2-12
+wanted mlp && row mlp
+wanted bptt_by_hand && row bptt_by_hand
+wanted dates && row dates
+wanted dtmf && row dtmf
+if wanted digits && [ -f "$DATA/digits/digits.csv" ]; then row digits; fi
+wanted caption && row caption
+wanted explore && row explore
+wanted transformer && row transformer
+wanted bert_toy && row bert_toy
+if [ $sweeps = 1 ]; then
+  wanted adding && row adding --T 100 --seeds 5
+  wanted adding && row adding --T 200 --seeds 5
+  wanted compare && row compare --seeds 5
+fi
