@@ -904,9 +904,9 @@ TEST_CASE("bad input: recurrent cells, run_cell and sequence modules") {
       {"a sequence module with T = 1, B = 1",
        [] {
          LSTM m({.input_size = 3, .hidden_size = 4, .num_layers = 2, .bidirectional = true});
-         const LSTMOutput o = m.forward(v32({1, 1, 3}));
+         const RecurrentOutput o = m.forward(v32({1, 1, 3}));
          CHECK(o.output.shape() == Shape({1, 1, 8}));
-         CHECK(o.h_n.shape() == Shape({4, 1, 4}));
+         CHECK(o.h_n().shape() == Shape({4, 1, 4}));
        }},
   });
 }
