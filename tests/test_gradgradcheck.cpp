@@ -61,6 +61,24 @@ TEST_CASE("gradgradcheck: convolution, pooling and padding") {
   run(t);
 }
 
+TEST_CASE("gradgradcheck: linear2 (the fused pre-activation of a recurrent cell)") {
+  Table t(1050);
+  const std::vector<Input> xw = {{{3, 4}, normal}, {{5, 4}, normal}, {{3, 2}, normal}, {{5, 2}, normal}};
+  auto with = [&](std::vector<Input> extra) {
+    std::vector<Input> all = xw;
+    for (Input& in : extra) all.push_back(std::move(in));
+    return all;
+  };
+  t.add("linear2, both biases", with({{{5}, normal}, {{5}, normal}}),
+        [](const Vars& v) { return tanh(linear2(v[0], v[1], v[2], v[3], v[4], v[5])); });
+  t.add("linear2, no bias", xw, [](const Vars& v) { return linear2(v[0], v[1], v[2], v[3]); });
+  t.add("linear2, b2 only", with({{{5}, normal}}),
+        [](const Vars& v) { return sigmoid(linear2(v[0], v[1], v[2], v[3], Variable(), v[4])); });
+  t.add("linear2, one input feeding both products", {{{3, 4}, normal}, {{5, 4}, normal}, {{5, 4}, normal}},
+        [](const Vars& v) { return tanh(linear2(v[0], v[1], tanh(v[0]), v[2])); });
+  run(t);
+}
+
 TEST_CASE("gradgradcheck: erf, gelu, attention and the losses (compositions)") {
   Table t(1100);
   const Shape s{3, 4};
