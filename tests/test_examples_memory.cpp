@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "common/bars.h"
-#include "example_runner.h"
+#include "test_support.h"
 
 #include <unroll.h>
 
