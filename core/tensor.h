@@ -23,10 +23,10 @@
 namespace unroll {
 
 /// Element types. F32 is the default; F64 is used for gradient checks; I64 holds indices
-/// (gather/index_select/targets) and is not accepted by arithmetic ops.
-/// Element types. Bool holds 0 or 1 in one byte (C++ bool): what comparisons return and
-/// what masks are (where, masked_fill, attention masks); arithmetic with a floating tensor
-/// converts it to that tensor's dtype first, as PyTorch's type promotion does.
+/// (gather/index_select/targets) and is not accepted by arithmetic ops. Bool holds 0 or 1
+/// in one byte (C++ bool): what comparisons return and what masks are (where, masked_fill,
+/// attention masks); arithmetic with a floating tensor converts it to that tensor's dtype
+/// first, as PyTorch's type promotion does.
 enum class DType : uint8_t { F32, F64, I64, Bool };
 const char* dtype_name(DType t);  ///< "float32", "float64", "int64", "bool"
 size_t dtype_size(DType t);

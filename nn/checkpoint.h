@@ -34,17 +34,13 @@ namespace unroll {
 using Metadata = std::map<std::string, std::string>;
 
 /// Writes tensors (F32, F64 or I64) and metadata as a safetensors file
-/// (safetensors.torch.save_file). Atomic and crash-safe (Note [crash-safe save] in
-/// checkpoint.cpp): the data goes to an anonymous O_TMPFILE file (Linux; else a named
+/// (safetensors.torch.save_file). Atomic and crash-safe (AtomicFile, Note [crash-safe save]
+/// in core/atomic_file.cpp): the data goes to an anonymous O_TMPFILE file (Linux; else a named
 /// `path.tmp-<pid>-<n>`), is fsynced, then named and renamed over `path`; on any failure
 /// the previous file at `path` is untouched and nothing is left behind, and a process
 /// killed mid-save leaves nothing (or, on the fallback, a temporary that the next save to
 /// `path` removes; a live writer's temporary is never touched).
 void save_safetensors(const std::string& path, const StateDict& tensors, const Metadata& metadata = {});
-
-/// Whether saves into `directory` use an anonymous O_TMPFILE file (false: the named
-/// temporary fallback, e.g. a file system without O_TMPFILE).
-bool checkpoint_writes_anonymously(const std::string& directory);
 
 /// The contents of a safetensors file: tensors in header order, and the metadata.
 struct SafetensorsFile {
@@ -67,16 +63,3 @@ void save(const Module& m, const std::string& path, const Metadata& metadata = {
 Metadata load(Module& m, const std::string& path, bool strict = true);
 
 }  // namespace unroll
-
-namespace unroll::testing {
-
-/// Test only: the next save_safetensors writes at most `fail_after_bytes` bytes of its
-/// temporary file, then fails with an unroll::Error as a full disk would (if the file is
-/// longer). The fault is used up by that one save; a negative value disarms it.
-void set_checkpoint_write_fault(int64_t fail_after_bytes);
-
-/// Test only: false makes every save use the named-temporary fallback of Note [crash-safe
-/// save] instead of O_TMPFILE (process-wide; true restores the default).
-void set_checkpoint_anonymous_writes(bool enabled);
-
-}  // namespace unroll::testing

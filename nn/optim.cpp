@@ -210,25 +210,10 @@ void check_adam(const char* op, double beta1, double beta2, double eps, double w
 // decoupled (AdamW): θ *= 1 - lr wd;  else (Adam): g += wd θ
 // m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²;  amsgrad: v_max = max(v_max, v), v = v_max
 // θ -= lr/(1-β1^t) m / (sqrt(v)/sqrt(1-β2^t) + eps)
-/// Float Adam/AdamW without L2 or amsgrad (the common case), vectorised: decay = 1 when not
-/// decoupled. The same operations in the same order as adam_loop below.
-UNROLL_CLONES void adam_loop_f32(float* __restrict p, const float* __restrict g, float* __restrict m,
-                                 float* __restrict v, int64_t n, float b1, float b2, float eps, float ss, float bc2s,
-                                 float dec) {
-  for (int64_t j = 0; j < n; ++j) {
-    p[j] *= dec;
-    const float d = g[j];
-    m[j] = b1 * m[j] + (1 - b1) * d;
-    v[j] = b2 * v[j] + (1 - b2) * d * d;
-    p[j] -= ss * m[j] / (std::sqrt(v[j]) / bc2s + eps);
-  }
-}
-
+// The one body of the update; each variant is an instantiation (no branch in the loop).
 template <typename T, bool kDecay, bool kL2, bool kAmsgrad>
-void adam_loop(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamStep& c, double decay, double step_size,
-               double bc2_sqrt) {
-  const T b1 = T(c.beta1), b2 = T(c.beta2), eps = T(c.eps), ss = T(step_size), bc2s = T(bc2_sqrt);
-  const T dec = T(decay), l2 = T(c.weight_decay);
+[[gnu::always_inline]] inline void adam_loop(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, T b1, T b2, T eps,
+                                             T ss, T bc2s, T dec, T l2) {
   for (int64_t j = 0; j < n; ++j) {
     if constexpr (kDecay) p[j] *= dec;
     T d = g[j];
@@ -241,9 +226,14 @@ void adam_loop(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamStep&
   }
 }
 
-// decoupled (AdamW): θ *= 1 - lr wd;  else (Adam): g += wd θ
-// m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²;  amsgrad: v_max = max(v_max, v), v = v_max
-// θ -= lr/(1-β1^t) m / (sqrt(v)/sqrt(1-β2^t) + eps)
+/// The common case (float, no L2, no amsgrad; dec = 1 when not decoupled) compiled for
+/// AVX-512/AVX2 with unaliased pointers, so the body above vectorises.
+UNROLL_CLONES void adam_loop_f32(float* __restrict p, const float* __restrict g, float* __restrict m,
+                                 float* __restrict v, int64_t n, float b1, float b2, float eps, float ss, float bc2s,
+                                 float dec) {
+  adam_loop<float, true, false, false>(p, g, m, v, nullptr, n, b1, b2, eps, ss, bc2s, dec, 0.0f);
+}
+
 void adam_update(Tensor& value, const Tensor& grad, Tensor* st, int64_t t, const AdamStep& c) {
   const double step_size = c.lr / (1 - std::pow(c.beta1, static_cast<double>(t)));
   const double bc2_sqrt = std::sqrt(1 - std::pow(c.beta2, static_cast<double>(t)));
@@ -265,10 +255,10 @@ void adam_update(Tensor& value, const Tensor& grad, Tensor* st, int64_t t, const
         return;
       }
     }
-    // One instantiation per combination keeps the element loop free of branches.
     auto run = [&](auto decay_on, auto l2_on, auto amsgrad_on) {
       adam_loop<T, decltype(decay_on)::value, decltype(l2_on)::value, decltype(amsgrad_on)::value>(
-          p, g, m, v, vmax, n, c, decay, step_size, bc2_sqrt);
+          p, g, m, v, vmax, n, T(c.beta1), T(c.beta2), T(c.eps), T(step_size), T(bc2_sqrt), T(decay),
+          T(c.weight_decay));
     };
     auto with_amsgrad = [&](auto decay_on, auto l2_on) {
       if (c.amsgrad) {
@@ -289,8 +279,11 @@ void adam_update(Tensor& value, const Tensor& grad, Tensor* st, int64_t t, const
 
 }  // namespace
 
-Adam::Adam(std::vector<Variable> params, AdamOptions opt) : Optimizer(std::move(params), opt.lr, "Adam"), options_(opt) {
-  check_adam("Adam", opt.beta1, opt.beta2, opt.eps, opt.weight_decay);
+Adam::Adam(std::vector<Variable> params, AdamOptions opt) : Adam(std::move(params), opt, false, "Adam") {}
+
+Adam::Adam(std::vector<Variable> params, AdamOptions opt, bool decoupled, const char* name)
+    : Optimizer(std::move(params), opt.lr, name), options_(opt), decoupled_(decoupled) {
+  check_adam(name, opt.beta1, opt.beta2, opt.eps, opt.weight_decay);
 }
 
 std::vector<const char*> Adam::state_names() const {
@@ -300,7 +293,8 @@ std::vector<const char*> Adam::state_names() const {
 
 void Adam::step() {
   NoGradGuard no_grad;
-  const AdamStep c{lr_, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, false, options_.amsgrad};
+  const AdamStep c{lr_, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, decoupled_,
+                   options_.amsgrad};
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor* grad = grad_of(i);
     if (grad == nullptr) continue;
@@ -309,24 +303,15 @@ void Adam::step() {
 }
 
 AdamW::AdamW(std::vector<Variable> params, AdamWOptions opt)
-    : Optimizer(std::move(params), opt.lr, "AdamW"), options_(opt) {
-  check_adam("AdamW", opt.beta1, opt.beta2, opt.eps, opt.weight_decay);
-}
-
-std::vector<const char*> AdamW::state_names() const {
-  if (options_.amsgrad) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
-  return {"exp_avg", "exp_avg_sq"};
-}
-
-void AdamW::step() {
-  NoGradGuard no_grad;
-  const AdamStep c{lr_, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, true, options_.amsgrad};
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor* grad = grad_of(i);
-    if (grad == nullptr) continue;
-    adam_update(params_[i].data(), *grad, state(i, options_.amsgrad ? 3 : 2), next_step(i), c);
-  }
-}
+    : Adam(std::move(params),
+           AdamOptions{.lr = opt.lr,
+                       .beta1 = opt.beta1,
+                       .beta2 = opt.beta2,
+                       .eps = opt.eps,
+                       .weight_decay = opt.weight_decay,
+                       .amsgrad = opt.amsgrad},
+           true, "AdamW"),
+      options_(opt) {}
 
 // ---- RMSprop ------------------------------------------------------------------------------------
 

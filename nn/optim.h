@@ -131,9 +131,12 @@ public:
   /// The options as given (the current learning rate is lr()).
   const AdamOptions& options() const { return options_; }
 protected:
+  /// AdamW: the same update with weight_decay decoupled (θ *= 1 - lr wd) instead of L2.
+  Adam(std::vector<Variable> params, AdamOptions opt, bool decoupled, const char* name);
   std::vector<const char*> state_names() const override;
 private:
   AdamOptions options_;
+  bool decoupled_ = false;
 };
 
 struct AdamWOptions {
@@ -145,16 +148,14 @@ struct AdamWOptions {
   bool amsgrad = false;
 };
 
-/// torch.optim.AdamW: θ *= 1 - lr wd, then the Adam update of the plain gradient.
-class AdamW : public Optimizer {
+/// torch.optim.AdamW: θ *= 1 - lr wd, then the Adam update of the plain gradient (Adam
+/// with its weight decay decoupled; only the default weight_decay differs).
+class AdamW : public Adam {
 public:
   explicit AdamW(std::vector<Variable> params, AdamWOptions opt = {});
   AdamW(std::vector<Variable> params, double lr) : AdamW(std::move(params), AdamWOptions{.lr = lr}) {}
-  void step() override;
   /// The options as given (the current learning rate is lr()).
   const AdamWOptions& options() const { return options_; }
-protected:
-  std::vector<const char*> state_names() const override;
 private:
   AdamWOptions options_;
 };

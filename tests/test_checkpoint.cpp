@@ -4,7 +4,10 @@
 
 #include <unroll.h>
 
+#include "core/atomic_file.h"
+#include "core/testing_hooks.h"
 #include "nn/checkpoint.h"
+#include "test_support.h"
 #include "nn/layers.h"
 
 #include <cstring>
@@ -16,6 +19,8 @@
 
 using namespace unroll;
 namespace fs = std::filesystem;
+using test_support::read_bytes;
+using test_support::scratch;
 
 namespace {
 
@@ -29,19 +34,6 @@ struct OtherNet : Module {
   std::shared_ptr<Linear> fc1 = register_module("fc1", std::make_shared<Linear>(3, 5));
   std::shared_ptr<Linear> fc3 = register_module("fc3", std::make_shared<Linear>(5, 2));
 };
-
-/// A fresh, empty scratch directory for one test.
-fs::path scratch(const std::string& name) {
-  fs::path dir = fs::path(UNROLL_TEST_TMPDIR) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::vector<uint8_t> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 /// Names in `dir` that look like a leftover temporary of an atomic save.
 int count_temporaries(const fs::path& dir) {
@@ -249,7 +241,7 @@ TEST_CASE("save is atomic: a write failure midway keeps the previous file and le
   const int64_t size = static_cast<int64_t>(before.size());
   for (int64_t fail_after : {int64_t{0}, int64_t{3}, int64_t{8}, int64_t{40}, size / 2, size - 1}) {
     CAPTURE(fail_after);
-    testing::set_checkpoint_write_fault(fail_after);
+    testing::set_atomic_write_fault(fail_after);
     CHECK_THROWS_WITH_AS(save(b, path, {{"version", "b"}}), doctest::Contains("simulated fault"), Error);
     CHECK(read_bytes(path) == before);
     CHECK(count_temporaries(dir) == 0);
@@ -258,7 +250,7 @@ TEST_CASE("save is atomic: a write failure midway keeps the previous file and le
     CHECK(equal(c.fc2->weight.data(), a.fc2->weight.data()));
   }
   // The fault is used up by one save: the next one replaces the file.
-  testing::set_checkpoint_write_fault(0);
+  testing::set_atomic_write_fault(0);
   CHECK_THROWS_AS(save(b, path), Error);
   save(b, path, {{"version", "b"}});
   Net c;

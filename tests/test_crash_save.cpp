@@ -10,7 +10,10 @@
 
 #include <unroll.h>
 
+#include "core/atomic_file.h"
+#include "core/testing_hooks.h"
 #include "nn/checkpoint.h"
+#include "test_support.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -36,6 +39,8 @@ extern char** environ;
 
 using namespace unroll;
 namespace fs = std::filesystem;
+using test_support::read_bytes;
+using test_support::scratch;
 
 namespace {
 
@@ -67,7 +72,7 @@ int run_child_if_asked() {
   if (mode.empty()) return 0;
   const std::string path = env_or("UNROLL_CRASH_PATH", "");
   if (mode == "save") {
-    if (env_or("UNROLL_CRASH_FALLBACK", "0") == "1") testing::set_checkpoint_anonymous_writes(false);
+    if (env_or("UNROLL_CRASH_FALLBACK", "0") == "1") testing::set_atomic_anonymous_writes(false);
     const int version = std::atoi(env_or("UNROLL_CRASH_VERSION", "1").c_str());
     const StateDict s = versioned(kBigFloats, version);
     say('R');
@@ -144,18 +149,6 @@ struct Child {
     return status;
   }
 };
-
-fs::path scratch(const std::string& name) {
-  fs::path dir = fs::path(UNROLL_TEST_TMPDIR) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::vector<uint8_t> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 /// Every name in `dir` except `keep`.
 std::vector<std::string> others(const fs::path& dir, const std::string& keep) {
@@ -263,7 +256,7 @@ std::string mount_tmpfs(const fs::path& dir, const std::string& size) {
 
 TEST_CASE("kill -9 at random points of a 16 MiB save: previous file intact, zero temporaries left") {
   const fs::path dir = scratch("kill");
-  const bool anonymous = checkpoint_writes_anonymously(dir.string());
+  const bool anonymous = atomic_writes_anonymous(dir.string());
   const KillResult r = kill_during_saves(dir, 30, /*fallback=*/false, 17);
   MESSAGE(fmt::format("O_TMPFILE {}: {} kills ({} finished first; one save {:.1f} ms): {} names left beside the "
                       "checkpoint in all (counted after each kill), {} after the next save",
@@ -348,7 +341,7 @@ TEST_CASE("a full file system: a clear error, the previous file intact, nothing 
   const std::vector<uint8_t> before = read_bytes(path);
   for (bool anonymous : {true, false}) {
     CAPTURE(anonymous);
-    testing::set_checkpoint_anonymous_writes(anonymous);
+    testing::set_atomic_anonymous_writes(anonymous);
     CHECK_THROWS_WITH_AS(save_safetensors(path, versioned(500'000, 2), {{"version", "2"}}),  // 2 MB
                          doctest::Contains("No space left on device"), Error);
     CHECK(read_bytes(path) == before);
@@ -360,7 +353,7 @@ TEST_CASE("a full file system: a clear error, the previous file intact, nothing 
     save_safetensors(path, versioned(50'000, 1), {{"version", "1"}});
     CHECK(read_bytes(path) == before);
   }
-  testing::set_checkpoint_anonymous_writes(true);
+  testing::set_atomic_anonymous_writes(true);
   CHECK(::umount(dir.c_str()) == 0);
 }
 
@@ -377,13 +370,13 @@ TEST_CASE("a read-only directory: a clear error naming the file, the previous fi
   REQUIRE(::mount(nullptr, dir.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0);
   for (bool anonymous : {true, false}) {
     CAPTURE(anonymous);
-    testing::set_checkpoint_anonymous_writes(anonymous);
+    testing::set_atomic_anonymous_writes(anonymous);
     CHECK_THROWS_WITH_AS(save_safetensors(path, versioned(1000, 2)),
                          doctest::Contains(fmt::format("cannot create '{}.tmp-", path).c_str()), Error);
     CHECK_THROWS_WITH_AS(save_safetensors(path, versioned(1000, 2)), doctest::Contains("Read-only file system"), Error);
     CHECK(read_bytes(path) == before);
     CHECK(others(dir, "c.safetensors").empty());
   }
-  testing::set_checkpoint_anonymous_writes(true);
+  testing::set_atomic_anonymous_writes(true);
   CHECK(::umount(dir.c_str()) == 0);
 }

@@ -3,7 +3,7 @@
 // well-formed SVG; bad flags are clean errors.
 #include <doctest/doctest.h>
 
-#include "example_runner.h"
+#include "test_support.h"
 
 #include <filesystem>
 #include <string>

@@ -4,7 +4,7 @@
 // well-formed SVG, and bad flags must give a clear error and a nonzero exit.
 #include <doctest/doctest.h>
 
-#include "example_runner.h"
+#include "test_support.h"
 
 #include <cmath>
 #include <fstream>

@@ -5,7 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "common/utf8.h"
-#include "example_runner.h"
+#include "test_support.h"
 
 #include <array>
 #include <cstdio>
@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 using namespace unroll::examples;
+using unroll::utf8_encode;
 
 namespace {
 
@@ -30,17 +31,8 @@ void write(const std::string& path, const std::string& text) {
 }
 
 // Runs the example with stderr merged into the output.
-example_test::Run run_merged(const std::string& args) {
-  example_test::Run r;
-  const std::string cmd = std::string(UNROLL_EXAMPLES_DIR) + "/dates " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+test_support::ProgramRun run_merged(const std::string& args) {
+  return test_support::run_program(std::string(UNROLL_EXAMPLES_DIR) + "/dates", args, true);
 }
 
 const char* kSmall = "--steps 300 --batch 32 --hidden 48 --embed 16 --test-dates 40 --eval-every 150 ";
@@ -130,7 +122,7 @@ TEST_CASE("dates: dot attention and a subset of formats also learn") {
 TEST_CASE("dates: bad flags and bad input files are clear errors with a nonzero exit, before any training") {
   const std::string dir = out_dir("dates_bad");
   std::filesystem::create_directories(dir);
-  example_test::Run r = run_merged("--attention cosine --steps 1 --out " + dir);
+  test_support::ProgramRun r = run_merged("--attention cosine --steps 1 --out " + dir);
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("dates: --attention must be additive, general or dot, got 'cosine'") != std::string::npos);
   r = run_merged("--formats en_mdy,klingon --steps 1 --out " + dir);

@@ -4,7 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "common/data.h"
-#include "example_runner.h"
+#include "test_support.h"
 
 #include <filesystem>
 #include <fstream>

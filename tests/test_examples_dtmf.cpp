@@ -4,7 +4,7 @@
 // run measured (MLP 0.95, CNN 0.54, GRU 0.94, frames 0.68, tagger loss 2.73 -> 0.99).
 #include <doctest/doctest.h>
 
-#include "example_runner.h"
+#include "test_support.h"
 
 #include <string>
 

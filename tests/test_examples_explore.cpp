@@ -2,7 +2,7 @@
 // external script or stylesheet) and carries the graph or hidden-state data.
 #include <doctest/doctest.h>
 
-#include "example_runner.h"
+#include "test_support.h"
 
 #include <fstream>
 #include <sstream>

@@ -3,7 +3,7 @@
 // Jacobians equals a direct jacobian of the unrolled function, and the figures are written.
 #include <doctest/doctest.h>
 
-#include "example_runner.h"
+#include "test_support.h"
 
 #include <cmath>
 #include <string>

@@ -4,7 +4,7 @@
 #include <doctest/doctest.h>
 #include <unroll.h>
 
-#include "example_runner.h"
+#include "test_support.h"
 
 #include <cmath>
 #include <cstdio>

@@ -2,7 +2,7 @@
 // run with small flags: they must learn, measure what they claim, and write figures.
 #include <doctest/doctest.h>
 
-#include "example_runner.h"
+#include "test_support.h"
 
 #include "common/tasks.h"
 

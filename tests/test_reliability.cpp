@@ -5,7 +5,10 @@
 
 #include <unroll.h>
 
+#include "core/atomic_file.h"
+#include "core/testing_hooks.h"
 #include "nn/checkpoint.h"
+#include "test_support.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
@@ -23,6 +26,8 @@
 
 using namespace unroll;
 namespace fs = std::filesystem;
+using test_support::read_bytes;
+using test_support::scratch;
 
 namespace {
 
@@ -48,21 +53,6 @@ std::string op_in(const std::string& msg) {
   const size_t a = msg.find('\'');
   const size_t b = a == std::string::npos ? a : msg.find('\'', a + 1);
   return b == std::string::npos ? "" : msg.substr(a + 1, b - a - 1);
-}
-
-fs::path scratch(const std::string& name) {
-  fs::path dir = fs::path(UNROLL_TEST_TMPDIR) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::vector<uint8_t> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  std::vector<uint8_t> bytes(static_cast<size_t>(std::max<std::streamoff>(in.tellg(), 0)));
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  return bytes;
 }
 
 int count_temporaries(const fs::path& dir) {
@@ -498,7 +488,7 @@ TEST_CASE("a checkpoint save cut off at every byte keeps the previous checkpoint
   fs::remove(tmp);
   int64_t failures = 0, unchanged = 0;
   for (int64_t cut = 0; cut < size; ++cut) {
-    testing::set_checkpoint_write_fault(cut);
+    testing::set_atomic_write_fault(cut);
     try {
       run.save(path);
     } catch (const Error&) {

@@ -8,6 +8,7 @@
 #include <unroll.h>
 
 #include "../tools/soak_runs.h"
+#include "test_support.h"
 
 #include <sys/wait.h>
 
@@ -113,26 +114,13 @@ TEST_CASE("the soak checks fail for a loop that keeps its graphs and tensors") {
 
 #ifdef UNROLL_TOOLS_DIR
 namespace {
-struct ToolRun {
-  int exit_code = -1;
-  std::string out;
-};
-ToolRun run_tool(const std::string& args) {
-  ToolRun r;
-  const std::string cmd = std::string(UNROLL_TOOLS_DIR) + "/soak " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+test_support::ProgramRun run_tool(const std::string& args) {
+  return test_support::run_program(std::string(UNROLL_TOOLS_DIR) + "/soak", args);
 }
 }  // namespace
 
 TEST_CASE("the soak program: PASS with exit code 0 and a JSON summary; bad flags exit 2") {
-  ToolRun r = run_tool("char_lm --steps 200 --batch 4 --seq 16 --hidden 16 --sample-every 20 --json --quiet");
+  test_support::ProgramRun r = run_tool("char_lm --steps 200 --batch 4 --seq 16 --hidden 16 --sample-every 20 --json --quiet");
   CHECK(r.out.find("\"mode\": \"char_lm\"") != std::string::npos);
   if (kRssMeaningful) {  // (see kRssMeaningful: under ASan the RSS check of the program fails by design)
     CHECK(r.exit_code == 0);

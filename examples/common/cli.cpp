@@ -1,6 +1,7 @@
 #include "common/cli.h"
 
 #include "common/plot.h"
+#include "core/json.h"
 
 #include <fmt/format.h>
 
@@ -124,16 +125,6 @@ void Progress::finish() {
   printed_ = false;
 }
 
-std::string json_escape(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += static_cast<char>(c);
-    else if (c < 0x20) o += fmt::format("\\u{:04x}", c);
-    else o += static_cast<char>(c);
-  }
-  return o + "\"";
-}
-
 int report_error(const char* program, const char* argv0, ErrorPrefix prefix, int exit_code, const char* message) {
   switch (prefix) {
     case ErrorPrefix::program_error: fmt::print(stderr, "{}: error: {}\n", program, message); break;
@@ -149,7 +140,7 @@ JsonLine& JsonLine::add(const std::string& key, double value) {
   return *this;
 }
 JsonLine& JsonLine::add(const std::string& key, const std::string& value) {
-  items_.emplace_back(key, json_escape(value));
+  items_.emplace_back(key, json_quote(value));
   return *this;
 }
 JsonLine& JsonLine::add_raw(const std::string& key, const std::string& json) {
@@ -159,7 +150,7 @@ JsonLine& JsonLine::add_raw(const std::string& key, const std::string& json) {
 std::string JsonLine::str() const {
   std::string s = "{";
   for (size_t i = 0; i < items_.size(); ++i)
-    s += (i ? ", " : "") + json_escape(items_[i].first) + ": " + items_[i].second;
+    s += (i ? ", " : "") + json_quote(items_[i].first) + ": " + items_[i].second;
   return s + "}";
 }
 

@@ -69,8 +69,6 @@ private:
   std::vector<std::pair<std::string, std::string>> items_;
 };
 
-std::string json_escape(const std::string& s);
-
 // ---- main: errors become a message and an exit code ----------------------------------------
 
 /// How guarded_main words an error on stderr: "<prefix><message>".

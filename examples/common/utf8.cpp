@@ -52,28 +52,6 @@ char32_t utf8_code_point(std::string_view ch) {
   return c;
 }
 
-std::string utf8_encode(char32_t c) {
-  UNROLL_CHECK(c <= 0x10FFFF && !(c >= 0xD800 && c <= 0xDFFF), "utf8_encode: U+{:04X} is not a character",
-               static_cast<uint32_t>(c));
-  std::string s;
-  if (c < 0x80) {
-    s += static_cast<char>(c);
-  } else if (c < 0x800) {
-    s += static_cast<char>(0xC0 | (c >> 6));
-    s += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    s += static_cast<char>(0xE0 | (c >> 12));
-    s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    s += static_cast<char>(0xF0 | (c >> 18));
-    s += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (c & 0x3F));
-  }
-  return s;
-}
-
 std::string code_point_name(char32_t c) { return fmt::format("U+{:04X}", static_cast<uint32_t>(c)); }
 
 }  // namespace unroll::examples

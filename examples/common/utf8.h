@@ -9,6 +9,7 @@
 // overlong form, a surrogate (U+D800..U+DFFF) or a code point above U+10FFFF is an error
 // naming the text and the byte offset, never a replacement character and never a crash.
 #include "common/data.h"
+#include "core/json.h"
 
 #include <string>
 #include <string_view>
@@ -23,8 +24,7 @@ std::vector<std::string> utf8_chars(std::string_view text, const std::string& wh
 /// The code point of one character as utf8_chars returns it (valid UTF-8 of one character).
 char32_t utf8_code_point(std::string_view ch);
 
-/// The UTF-8 bytes of a code point (U+0000..U+10FFFF, not a surrogate).
-std::string utf8_encode(char32_t c);
+// utf8_encode(char32_t), the bytes of a code point, is core/json.h's.
 
 /// "U+AC00".
 std::string code_point_name(char32_t c);

@@ -1,7 +1,12 @@
 #pragma once
-// Helpers for tests that run the example programs (tests/test_examples*.cpp): run one with
-// flags, read the JSON line it ends with, and check that a figure is well-formed SVG.
+// The tests' shared scaffolding: scratch directories and file bytes (test_support::), and
+// for the tests that run the example programs (tests/test_examples*.cpp): run one with
+// flags, read the JSON line it ends with, and check that a figure is well-formed SVG
+// (example_test::).
 #include <array>
+#include <cstdint>
+#include <filesystem>
+#include <iterator>
 #include <limits>
 #include <sys/wait.h>
 #include <cstdio>
@@ -10,6 +15,46 @@
 #include <string>
 #include <vector>
 
+namespace test_support {
+
+/// A fresh, empty scratch directory for one test, inside the test's private
+/// UNROLL_TEST_TMPDIR (set by tests/CMakeLists.txt).
+inline std::filesystem::path scratch(const std::string& name) {
+  std::filesystem::path dir = std::filesystem::path(UNROLL_TEST_TMPDIR) / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+/// The whole file (empty if it cannot be read).
+inline std::vector<uint8_t> read_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+struct ProgramRun {
+  int exit_code = -1;  ///< -1 if it could not be started or did not exit normally
+  std::string out;     ///< stdout
+};
+
+/// Runs the program at `path` with `args` through the shell; stderr is discarded, or with
+/// merge_stderr part of `out`.
+inline ProgramRun run_program(const std::string& path, const std::string& args, bool merge_stderr = false) {
+  ProgramRun r;
+  const std::string cmd = path + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+}  // namespace test_support
+
+#ifdef UNROLL_EXAMPLES_DIR
 namespace example_test {
 
 struct Run {
@@ -20,15 +65,8 @@ struct Run {
 
 /// Runs UNROLL_EXAMPLES_DIR/<name> with `args` (stderr discarded).
 inline Run run(const std::string& name, const std::string& args) {
-  Run r;
-  const std::string cmd = std::string(UNROLL_EXAMPLES_DIR) + "/" + name + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  test_support::ProgramRun p = test_support::run_program(std::string(UNROLL_EXAMPLES_DIR) + "/" + name, args);
+  Run r{p.exit_code, std::move(p.out), ""};
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);)
     if (!line.empty() && line[0] == '{') r.json = line;
@@ -81,3 +119,4 @@ inline bool well_formed_svg(const std::string& path, const std::vector<std::stri
 }
 
 }  // namespace example_test
+#endif  // UNROLL_EXAMPLES_DIR
