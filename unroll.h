@@ -5,6 +5,7 @@
 #include "core/linalg.h"
 #include "autograd/variable.h"
 #include "autograd/function.h"
+#include "autograd/formula.h"
 #include "autograd/grad.h"
 #include "autograd/ops.h"
 #include "autograd/conv.h"

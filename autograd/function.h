@@ -7,23 +7,44 @@
 //   // y = x^3;  dx += dy * 3x^2
 //   Variable cube(const Variable& x) {
 //     Tensor y = x.data() * x.data() * x.data();
-//     return record("cube", y, {x}, [xd = x.data()](const Tensor& dy, Grads& g) {
-//       g.add(0, dy * xd * xd * 3.0);
+//     return record("cube", y, {x}, [xd = x.data()](const auto& dy, auto& g) {
+//       const auto& v = g.in(0, xd);  // x's value: a Tensor, or a Variable with create_graph
+//       g.add(0, dy * v * v * 3.0);
 //     });
 //   }
 //
-// and is proven with gradcheck (autograd/gradcheck.h). The lambda captures only the
-// tensors its backward needs; it must not capture Variables.
+// and is proven with gradcheck (and gradgradcheck) from autograd/gradcheck.h. The lambda
+// captures only the tensors its backward needs; it must not capture Variables.
+//
+// Note [one formula, two value types]
+// The backward lambda is generic, so the one formula runs in two ways:
+//  - backward() / grad() (first order): dy is a Tensor and g a Grads; g.in(i, xd) and
+//    g.out(y) return the captured tensors themselves (by reference, inlined: the formula
+//    costs what a Tensor-only lambda costs);
+//  - backward/grad with create_graph: dy is a Variable and g a GradsGraph; g.in(i, xd) is
+//    a Variable for input i (a constant when the input does not require grad) and g.out(y)
+//    a Variable for the op's own output, so the formula is recorded as ops and its result
+//    is a function of the inputs, differentiable again (to any order).
+// Read every value the derivative depends on through g.in / g.out. A Tensor used as is in
+// the formula (a mask, an index, sign(x)) is a constant: its derivative is taken as zero.
+// A lambda written for Tensors only, [..](const Tensor& dy, Grads& g), still works for
+// first derivatives; differentiating through it again is an error that names the op.
 #include "autograd/variable.h"
 
 #include <initializer_list>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 namespace unroll {
 
 class Grads;
+class GradsGraph;
+namespace detail {
+struct GradMap;
+[[noreturn]] void no_graph_backward(const char* op);
+}  // namespace detail
 
 /// A recorded op's output value and the edges to its inputs. (Internal; users go through
 /// Variable and record().)
@@ -63,6 +84,8 @@ struct Node {
   static void* operator new(size_t bytes);
   static void operator delete(void* p, size_t bytes);
   virtual void run_backward(const Tensor& grad_out, Grads& grads);
+  /// The same formula recorded as ops (create_graph; Note [one formula, two value types]).
+  virtual void run_backward_graph(const Variable& grad_out, GradsGraph& grads);
   virtual void release_saved() {}
 
   /// The value's shape and dtype, also after the value was dropped. (A leaf's value may be
@@ -94,6 +117,13 @@ public:
   /// dy^T x of a few rows, e.g. batch 1) is deferred and summed with the other such terms
   /// in one GEMM when backward reaches the leaf (Note [deferred weight gradients]).
   void add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+  /// The value of input i as the formula reads it: here the captured tensor itself
+  /// (Note [one formula, two value types]).
+  const Tensor& in(int /*i*/, const Tensor& value) const { return value; }
+  /// The op's own output value as the formula reads it: the captured tensor itself.
+  const Tensor& out(const Tensor& value) const { return value; }
+  /// A tensor the formula uses as a constant (its derivative is zero): here itself.
+  Tensor constant(Tensor value) const { return value; }
 private:
   Node* target(int i) const {
     Node* in = node_->inputs[i];
@@ -104,12 +134,49 @@ private:
   uint32_t need_ = 0;
 };
 
+/// The Grads of a recorded backward (create_graph): the same calls on Variables, each
+/// recorded as ops, so the gradients it accumulates are differentiable.
+class GradsGraph {
+public:
+  GradsGraph(Node* node, uint32_t need_mark, detail::GradMap* grads) : node_(node), need_(need_mark), grads_(grads) {}
+  bool needs(int i) const { return target(i) != nullptr; }
+  int n_inputs() const { return static_cast<int>(node_->n_inputs); }
+  /// grad(input i) += g, summed down to the input's shape (differentiably) if broadcast.
+  void add(int i, Variable g);
+  /// grad(input i)[..., start:start+g.size(axis), ...] += g (g padded into zeros, an op
+  /// whose backward is narrow).
+  void add_narrow(int i, int axis, int64_t start, const Variable& g);
+  /// grad(input i) += op(a) op(b) (a matmul op, then add).
+  void add_matmul(int i, const Variable& a, const Variable& b, bool trans_a = false, bool trans_b = false);
+  /// Input i as a Variable (its dropped value put back from `value` first), viewed in
+  /// value's shape; a constant Variable(value) when input i does not require grad.
+  Variable in(int i, const Tensor& value) const;
+  /// The op's own output as a Variable (its value put back from `value` if dropped), so a
+  /// formula that reads y differentiates through y as a function of the inputs.
+  Variable out(const Tensor& value) const;
+  /// A constant Variable(value) (a leaf that does not require grad).
+  Variable constant(Tensor value) const { return Variable(std::move(value)); }
+private:
+  Node* target(int i) const {
+    Node* in = node_->inputs[i];
+    if (need_ != 0 && in && in->need != need_) return nullptr;
+    return in;
+  }
+  Node* node_;
+  uint32_t need_ = 0;
+  detail::GradMap* grads_;
+};
+
 namespace detail {
 template <typename F>
 struct OpNode final : Node {
   std::optional<F> fn;
   explicit OpNode(F&& f) : fn(std::move(f)) {}
   void run_backward(const Tensor& grad_out, Grads& grads) override { (*fn)(grad_out, grads); }
+  void run_backward_graph(const Variable& grad_out, GradsGraph& grads) override {
+    if constexpr (std::is_invocable_v<F&, const Variable&, GradsGraph&>) (*fn)(grad_out, grads);
+    else no_graph_backward(op);
+  }
   void release_saved() override { fn.reset(); }
 };
 bool should_record(std::span<const Variable* const> inputs);
@@ -128,7 +195,9 @@ Variable finish_record(Node* node, const char* op, Tensor&& out, std::span<const
 
 /// Records op `name` with value `out`, made from `inputs`, whose backward is
 /// `backward(const Tensor& grad_out, Grads& grads)`. When grad mode is off or no input
-/// requires grad, nothing is recorded and the result is a plain leaf.
+/// requires grad, nothing is recorded and the result is a plain leaf. Write the lambda as
+/// [..](const auto& dy, auto& g) to make the op twice differentiable (Note [one formula,
+/// two value types]).
 /// `name` must be a string literal (it is stored as a pointer).
 template <typename F>
 Variable record(const char* name, Tensor out, std::span<const Variable* const> inputs, F&& backward) {

@@ -3,71 +3,70 @@
 // output; dx: gradient of input x; y: the output).
 #include "autograd/ops.h"
 
-#include "autograd/function.h"
+#include "autograd/formula.h"
 
 namespace unroll {
 
 namespace {
-Tensor zero_like_scalar(const Tensor& t) { return scalar_tensor(0.0, t.dtype()); }
 }  // namespace
 
 // ---- elementwise unary ----------------------------------------------------------------
 
 // y = -x;  dx += -dy
 Variable neg(const Variable& x) {
-  return record("neg", neg(x.data()), {x}, [](const Tensor& dy, Grads& g) { g.add(0, neg(dy)); });
+  return record("neg", neg(x.data()), {x}, [](const auto& dy, auto& g) { g.add(0, neg(dy)); });
 }
 
 // y = e^x;  dx += dy * y
 Variable exp(const Variable& x) {
   Tensor y = exp(x.data());
-  return record("exp", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, dy * y); });
+  return record("exp", y, {x}, [y](const auto& dy, auto& g) { g.add(0, dy * g.out(y)); });
 }
 
 // y = ln x;  dx += dy / x
 Variable log(const Variable& x) {
-  return record("log", log(x.data()), {x}, [xd = x.data()](const Tensor& dy, Grads& g) { g.add(0, dy / xd); });
+  return record("log", log(x.data()), {x}, [xd = x.data()](const auto& dy, auto& g) { g.add(0, dy / g.in(0, xd)); });
 }
 
 // y = tanh x;  dx += dy * (1 - y^2)
 Variable tanh(const Variable& x) {
   Tensor y = tanh(x.data());
-  return record("tanh", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, tanh_backward(dy, y)); });
+  return record("tanh", y, {x}, [y](const auto& dy, auto& g) { g.add(0, tanh_backward(dy, g.out(y))); });
 }
 
 // y = sigmoid x;  dx += dy * y * (1 - y)
 Variable sigmoid(const Variable& x) {
   Tensor y = sigmoid(x.data());
-  return record("sigmoid", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, sigmoid_backward(dy, y)); });
+  return record("sigmoid", y, {x}, [y](const auto& dy, auto& g) { g.add(0, sigmoid_backward(dy, g.out(y))); });
 }
 
 // y = max(x, 0);  dx += dy * [y > 0]   (sign(y) is exactly that mask)
 Variable relu(const Variable& x) {
   Tensor y = relu(x.data());
-  return record("relu", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, dy * sign(y)); });
+  return record("relu", y, {x}, [y](const auto& dy, auto& g) { g.add(0, dy * sign(y)); });
 }
 
 // y = sqrt x;  dx += dy / (2y)
 Variable sqrt(const Variable& x) {
   Tensor y = sqrt(x.data());
-  return record("sqrt", y, {x}, [y](const Tensor& dy, Grads& g) { g.add(0, dy / (2.0 * y)); });
+  return record("sqrt", y, {x}, [y](const auto& dy, auto& g) { g.add(0, dy / (2.0 * g.out(y))); });
 }
 
 // y = |x|;  dx += dy * sign(x)
 Variable abs(const Variable& x) {
-  return record("abs", abs(x.data()), {x}, [xd = x.data()](const Tensor& dy, Grads& g) { g.add(0, dy * sign(xd)); });
+  return record("abs", abs(x.data()), {x}, [xd = x.data()](const auto& dy, auto& g) { g.add(0, dy * sign(xd)); });
 }
 
 // y = x^p;  dx += dy * p * x^(p-1)
 Variable pow(const Variable& x, double p) {
   return record("pow", pow(x.data(), p), {x},
-                [xd = x.data(), p](const Tensor& dy, Grads& g) { g.add(0, dy * (p * pow(xd, p - 1.0))); });
+                [xd = x.data(), p](const auto& dy, auto& g) { g.add(0, dy * (p * pow(g.in(0, xd), p - 1.0))); });
 }
 
 // y = min(max(x, lo), hi);  dx += dy * [lo <= x <= hi]
 Variable clamp(const Variable& x, double lo, double hi) {
   UNROLL_CHECK(lo <= hi, "clamp: lower bound {} is above upper bound {} (or one is NaN)", lo, hi);
-  return record("clamp", clamp(x.data(), lo, hi), {x}, [xd = x.data(), lo, hi](const Tensor& dy, Grads& g) {
+  return record("clamp", clamp(x.data(), lo, hi), {x}, [xd = x.data(), lo, hi](const auto& dy, auto& g) {
     const Tensor inside = logical_and(ge(xd, lo), le(xd, hi));
     g.add(0, dy * inside);
   });
@@ -77,7 +76,7 @@ Variable clamp(const Variable& x, double lo, double hi) {
 
 // y = a + b;  da += dy;  db += dy
 Variable add(const Variable& a, const Variable& b) {
-  return record("add", add(a.data(), b.data()), {a, b}, [](const Tensor& dy, Grads& g) {
+  return record("add", add(a.data(), b.data()), {a, b}, [](const auto& dy, auto& g) {
     g.add(0, dy);
     g.add(1, dy);
   });
@@ -85,7 +84,7 @@ Variable add(const Variable& a, const Variable& b) {
 
 // y = a - b;  da += dy;  db += -dy
 Variable sub(const Variable& a, const Variable& b) {
-  return record("sub", sub(a.data(), b.data()), {a, b}, [](const Tensor& dy, Grads& g) {
+  return record("sub", sub(a.data(), b.data()), {a, b}, [](const auto& dy, auto& g) {
     g.add(0, dy);
     if (g.needs(1)) g.add(1, neg(dy));
   });
@@ -94,25 +93,26 @@ Variable sub(const Variable& a, const Variable& b) {
 // y = a * b;  da += dy * b;  db += dy * a
 Variable mul(const Variable& a, const Variable& b) {
   return record("mul", mul(a.data(), b.data()), {a, b},
-                [ad = a.data(), bd = b.data()](const Tensor& dy, Grads& g) {
-                  if (g.needs(0)) g.add(0, dy * bd);
-                  if (g.needs(1)) g.add(1, dy * ad);
+                [ad = a.data(), bd = b.data()](const auto& dy, auto& g) {
+                  if (g.needs(0)) g.add(0, dy * g.in(1, bd));
+                  if (g.needs(1)) g.add(1, dy * g.in(0, ad));
                 });
 }
 
 // y = a / b;  da += dy / b;  db += -dy * y / b
 Variable div(const Variable& a, const Variable& b) {
   Tensor y = div(a.data(), b.data());
-  return record("div", y, {a, b}, [y, bd = b.data()](const Tensor& dy, Grads& g) {
-    if (g.needs(0)) g.add(0, dy / bd);
-    if (g.needs(1)) g.add(1, neg(dy * y / bd));
+  return record("div", y, {a, b}, [y, bd = b.data()](const auto& dy, auto& g) {
+    const auto& den = g.in(1, bd);
+    if (g.needs(0)) g.add(0, dy / den);
+    if (g.needs(1)) g.add(1, neg(dy * g.out(y) / den));
   });
 }
 
 // y = max(a, b);  da += dy * [a >= b];  db += dy * [a < b]
 Variable maximum(const Variable& a, const Variable& b) {
   return record("maximum", maximum(a.data(), b.data()), {a, b},
-                [ad = a.data(), bd = b.data()](const Tensor& dy, Grads& g) {
+                [ad = a.data(), bd = b.data()](const auto& dy, auto& g) {
                   const Tensor take_a = ge(ad, bd);
                   if (g.needs(0)) g.add(0, dy * take_a);
                   if (g.needs(1)) g.add(1, dy * logical_not(take_a));
@@ -122,7 +122,7 @@ Variable maximum(const Variable& a, const Variable& b) {
 // y = min(a, b);  da += dy * [a <= b];  db += dy * [a > b]
 Variable minimum(const Variable& a, const Variable& b) {
   return record("minimum", minimum(a.data(), b.data()), {a, b},
-                [ad = a.data(), bd = b.data()](const Tensor& dy, Grads& g) {
+                [ad = a.data(), bd = b.data()](const auto& dy, auto& g) {
                   const Tensor take_a = ge(bd, ad);
                   if (g.needs(0)) g.add(0, dy * take_a);
                   if (g.needs(1)) g.add(1, dy * logical_not(take_a));
@@ -131,24 +131,24 @@ Variable minimum(const Variable& a, const Variable& b) {
 
 // y = a + s;  da += dy
 Variable add(const Variable& a, double s) {
-  return record("add_scalar", add(a.data(), s), {a}, [](const Tensor& dy, Grads& g) { g.add(0, dy); });
+  return record("add_scalar", add(a.data(), s), {a}, [](const auto& dy, auto& g) { g.add(0, dy); });
 }
 
 // y = a * s;  da += dy * s
 Variable mul(const Variable& a, double s) {
-  return record("mul_scalar", mul(a.data(), s), {a}, [s](const Tensor& dy, Grads& g) { g.add(0, dy * s); });
+  return record("mul_scalar", mul(a.data(), s), {a}, [s](const auto& dy, auto& g) { g.add(0, dy * s); });
 }
 
 // y = s - a;  da += -dy
 Variable rsub(double s, const Variable& a) {
-  return record("rsub_scalar", rsub(s, a.data()), {a}, [](const Tensor& dy, Grads& g) { g.add(0, neg(dy)); });
+  return record("rsub_scalar", rsub(s, a.data()), {a}, [](const auto& dy, auto& g) { g.add(0, neg(dy)); });
 }
 
 // y = s / a;  da += -dy * y / a
 Variable rdiv(double s, const Variable& a) {
   Tensor y = rdiv(s, a.data());
   return record("rdiv_scalar", y, {a},
-                [y, ad = a.data()](const Tensor& dy, Grads& g) { g.add(0, neg(dy * y / ad)); });
+                [y, ad = a.data()](const auto& dy, auto& g) { g.add(0, neg(dy * g.out(y) / g.in(0, ad))); });
 }
 
 Variable operator-(const Variable& a) { return neg(a); }
@@ -174,21 +174,23 @@ Variable operator/(double s, const Variable& a) { return rdiv(s, a); }
 // batch into the rows.
 Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b) {
   Tensor c = matmul(a.data(), b.data(), trans_a, trans_b);
-  return record("matmul", c, {a, b}, [ad = a.data(), bd = b.data(), trans_a, trans_b](const Tensor& dc, Grads& g) {
+  return record("matmul", c, {a, b}, [ad = a.data(), bd = b.data(), trans_a, trans_b](const auto& dc, auto& g) {
     const bool folded = ad.ndim() == 3 && bd.ndim() == 2;
     if (g.needs(0)) {
-      if (!trans_a) g.add(0, matmul(dc, bd, false, !trans_b));
-      else if (!folded) g.add(0, matmul(bd, dc, trans_b, true));
-      else g.add(0, transpose(matmul(dc, bd, false, !trans_b), 1, 2));
+      const auto& rhs = g.in(1, bd);
+      if (!trans_a) g.add(0, matmul(dc, rhs, false, !trans_b));
+      else if (!folded) g.add(0, matmul(rhs, dc, trans_b, true));
+      else g.add(0, transpose(matmul(dc, rhs, false, !trans_b), 1, 2));
     }
     if (!g.needs(1)) return;
+    const auto& lhs = g.in(0, ad);
     if (folded) {
-      const Tensor a2 = trans_a ? transpose(ad, 1, 2) : ad;  // [Bt,M,K]
-      const Tensor a_rows = a2.reshape({-1, a2.size(2)});    // [Bt*M, K]
-      const Tensor dc_rows = dc.reshape({-1, dc.size(2)});   // [Bt*M, N]
+      const auto a2 = trans_a ? transpose(lhs, 1, 2) : lhs;         // [Bt,M,K]
+      const auto a_rows = reshape(a2, {-1, a2.size(2)});         // [Bt*M, K]
+      const auto dc_rows = reshape(dc, {-1, dc.size(2)});        // [Bt*M, N]
       g.add(1, trans_b ? matmul(dc_rows, a_rows, true, false) : matmul(a_rows, dc_rows, true, false));
     } else {
-      g.add(1, trans_b ? matmul(dc, ad, true, trans_a) : matmul(ad, dc, !trans_a, false));
+      g.add(1, trans_b ? matmul(dc, lhs, true, trans_a) : matmul(lhs, dc, !trans_a, false));
     }
   });
 }
@@ -261,10 +263,10 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
   y = y.reshape(out_shape);
   const Variable* inputs[3] = {&x, &w, &b};
   return record("linear", y, std::span<const Variable* const>(inputs, b.defined() ? 3 : 2),
-                [x2, wd = w.data(), in = x.shape()](const Tensor& dy, Grads& g) {
-                  const Tensor dy2 = dy.reshape({x2.size(0), wd.size(0)});  // [N, O]
-                  if (g.needs(0)) g.add(0, matmul(dy2, wd).reshape(in));
-                  if (g.needs(1)) g.add_matmul(1, dy2, x2, true, false);
+                [x2, wd = w.data(), in = x.shape()](const auto& dy, auto& g) {
+                  const auto dy2 = reshape(dy, {x2.size(0), wd.size(0)});  // [N, O]
+                  if (g.needs(0)) g.add(0, reshape(matmul(dy2, g.in(1, wd)), in));
+                  if (g.needs(1)) g.add_matmul(1, dy2, g.in(0, x2), true, false);
                   if (g.n_inputs() > 2 && g.needs(2)) g.add(2, sum(dy2, 0));
                 });
 }
@@ -304,14 +306,14 @@ Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, con
   const int n_inputs = 4 + (b1.defined() ? 1 : 0) + (b2.defined() ? 1 : 0);
   if (!has_b1 && b2.defined()) inputs[4] = &b2;
   return record("linear2", y, std::span<const Variable* const>(inputs, static_cast<size_t>(n_inputs)),
-                [x1d = x1.data(), w1d = w1.data(), x2d = x2.data(), w2d = w2.data()](const Tensor& dy, Grads& g) {
-                  if (g.needs(0)) g.add_matmul(0, dy, w1d);
-                  if (g.needs(1)) g.add_matmul(1, dy, x1d, true, false);
-                  if (g.needs(2)) g.add_matmul(2, dy, w2d);
-                  if (g.needs(3)) g.add_matmul(3, dy, x2d, true, false);
+                [x1d = x1.data(), w1d = w1.data(), x2d = x2.data(), w2d = w2.data()](const auto& dy, auto& g) {
+                  if (g.needs(0)) g.add_matmul(0, dy, g.in(1, w1d));
+                  if (g.needs(1)) g.add_matmul(1, dy, g.in(0, x1d), true, false);
+                  if (g.needs(2)) g.add_matmul(2, dy, g.in(3, w2d));
+                  if (g.needs(3)) g.add_matmul(3, dy, g.in(2, x2d), true, false);
                   const bool b4 = g.n_inputs() > 4 && g.needs(4), b5 = g.n_inputs() > 5 && g.needs(5);
                   if (!b4 && !b5) return;
-                  const Tensor db = sum(dy, 0);  // [O]
+                  const auto db = sum(dy, 0);  // [O]
                   if (b4) g.add(4, db);
                   if (b5) g.add(5, db);
                 });
@@ -322,24 +324,25 @@ Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, con
 // y = sum x;  dx += dy (broadcast)
 Variable sum(const Variable& x) {
   return record("sum", sum(x.data()), {x},
-                [shape = x.shape()](const Tensor& dy, Grads& g) { g.add(0, broadcast_to(dy, shape)); });
+                [shape = x.shape()](const auto& dy, auto& g) { g.add(0, broadcast_to(dy, shape)); });
 }
 
-static Tensor expand_reduced(const Tensor& dy, const Shape& shape, int axis, bool keepdim) {
+template <typename T>
+static T expand_reduced(const T& dy, const Shape& shape, int axis, bool keepdim) {
   return broadcast_to(keepdim ? dy : unsqueeze(dy, axis), shape);
 }
 
 // y = sum_axis x;  dx += dy (broadcast along axis)
 Variable sum(const Variable& x, int axis, bool keepdim) {
   axis = normalize_axis("sum", axis, x.ndim());
-  return record("sum", sum(x.data(), axis, keepdim), {x}, [shape = x.shape(), axis, keepdim](const Tensor& dy, Grads& g) {
+  return record("sum", sum(x.data(), axis, keepdim), {x}, [shape = x.shape(), axis, keepdim](const auto& dy, auto& g) {
     g.add(0, expand_reduced(dy, shape, axis, keepdim));
   });
 }
 
 // y = mean x;  dx += dy / n
 Variable mean(const Variable& x) {
-  return record("mean", mean(x.data()), {x}, [shape = x.shape()](const Tensor& dy, Grads& g) {
+  return record("mean", mean(x.data()), {x}, [shape = x.shape()](const auto& dy, auto& g) {
     g.add(0, broadcast_to(dy / static_cast<double>(shape.numel()), shape));
   });
 }
@@ -348,7 +351,7 @@ Variable mean(const Variable& x) {
 Variable mean(const Variable& x, int axis, bool keepdim) {
   axis = normalize_axis("mean", axis, x.ndim());
   return record("mean", mean(x.data(), axis, keepdim), {x},
-                [shape = x.shape(), axis, keepdim](const Tensor& dy, Grads& g) {
+                [shape = x.shape(), axis, keepdim](const auto& dy, auto& g) {
                   g.add(0, expand_reduced(dy / static_cast<double>(shape[axis]), shape, axis, keepdim));
                 });
 }
@@ -357,9 +360,9 @@ Variable mean(const Variable& x, int axis, bool keepdim) {
 Variable max(const Variable& x) {
   const Tensor flat = x.data().reshape({-1});
   UNROLL_CHECK(flat.numel() > 0, "max: the tensor of shape {} is empty", x.shape());
-  return record("max", max(x.data()), {x}, [flat, shape = x.shape()](const Tensor& dy, Grads& g) {
+  return record("max", max(x.data()), {x}, [flat, shape = x.shape()](const auto& dy, auto& g) {
     const Tensor at = argmax(flat, 0, true);  // [1]
-    g.add(0, scatter_add(zeros_like(flat), 0, at, dy.reshape({1})).reshape(shape));
+    g.add(0, reshape(scatter_add_into(flat.shape(), 0, at, reshape(dy, {1})), shape));
   });
 }
 
@@ -367,9 +370,9 @@ Variable max(const Variable& x) {
 static Variable extreme(const char* op, const Variable& x, int axis, bool keepdim, bool is_max) {
   axis = normalize_axis(op, axis, x.ndim());
   Tensor y = is_max ? max(x.data(), axis, keepdim) : min(x.data(), axis, keepdim);
-  return record(op, y, {x}, [xd = x.data(), axis, keepdim, is_max](const Tensor& dy, Grads& g) {
+  return record(op, y, {x}, [xd = x.data(), axis, keepdim, is_max](const auto& dy, auto& g) {
     const Tensor at = argmax(is_max ? xd : neg(xd), axis, true);
-    g.add(0, scatter_add(zeros_like(xd), axis, at, keepdim ? dy : unsqueeze(dy, axis)));
+    g.add(0, scatter_add_into(xd.shape(), axis, at, keepdim ? dy : unsqueeze(dy, axis)));
   });
 }
 Variable max(const Variable& x, int axis, bool keepdim) { return extreme("max", x, axis, keepdim, true); }
@@ -379,8 +382,8 @@ Variable min(const Variable& x, int axis, bool keepdim) { return extreme("min", 
 Variable softmax(const Variable& x, int axis) {
   axis = normalize_axis("softmax", axis, x.ndim());
   Tensor y = softmax(x.data(), axis);
-  return record("softmax", y, {x}, [y, axis](const Tensor& dy, Grads& g) {
-    g.add(0, softmax_backward(dy, y, axis));  // y * (dy - sum(dy * y))
+  return record("softmax", y, {x}, [y, axis](const auto& dy, auto& g) {
+    g.add(0, softmax_backward(dy, g.out(y), axis));  // y * (dy - sum(dy * y))
   });
 }
 
@@ -388,8 +391,8 @@ Variable softmax(const Variable& x, int axis) {
 Variable log_softmax(const Variable& x, int axis) {
   axis = normalize_axis("log_softmax", axis, x.ndim());
   Tensor y = log_softmax(x.data(), axis);
-  return record("log_softmax", y, {x}, [y, axis](const Tensor& dy, Grads& g) {
-    g.add(0, log_softmax_backward(dy, y, axis));  // dy - e^y * sum(dy)
+  return record("log_softmax", y, {x}, [y, axis](const auto& dy, auto& g) {
+    g.add(0, log_softmax_backward(dy, g.out(y), axis));  // dy - e^y * sum(dy)
   });
 }
 
@@ -398,22 +401,22 @@ Variable log_softmax(const Variable& x, int axis) {
 // y = x viewed as `shape`;  dx += dy viewed as x's shape
 Variable reshape(const Variable& x, const Shape& shape) {
   return record("reshape", x.data().reshape(shape), {x},
-                [in = x.shape()](const Tensor& dy, Grads& g) { g.add(0, dy.reshape(in)); });
+                [in = x.shape()](const auto& dy, auto& g) { g.add(0, reshape(dy, in)); });
 }
 Variable flatten(const Variable& x) { return reshape(x, {x.numel()}); }
 Variable unsqueeze(const Variable& x, int axis) {
   return record("unsqueeze", unsqueeze(x.data(), axis), {x},
-                [in = x.shape()](const Tensor& dy, Grads& g) { g.add(0, dy.reshape(in)); });
+                [in = x.shape()](const auto& dy, auto& g) { g.add(0, reshape(dy, in)); });
 }
 Variable squeeze(const Variable& x, int axis) {
   return record("squeeze", squeeze(x.data(), axis), {x},
-                [in = x.shape()](const Tensor& dy, Grads& g) { g.add(0, dy.reshape(in)); });
+                [in = x.shape()](const auto& dy, auto& g) { g.add(0, reshape(dy, in)); });
 }
 
 // y = x with axes a and b swapped;  dx += dy with them swapped back
 Variable transpose(const Variable& x, int a, int b) {
   return record("transpose", transpose(x.data(), a, b), {x},
-                [a, b](const Tensor& dy, Grads& g) { g.add(0, transpose(dy, a, b)); });
+                [a, b](const auto& dy, auto& g) { g.add(0, transpose(dy, a, b)); });
 }
 
 // y = x with axes reordered by dims;  dx += dy reordered by the inverse permutation
@@ -422,7 +425,7 @@ Variable permute(const Variable& x, std::span<const int> dims) {
   std::array<int, kMaxDims> inverse{};
   for (size_t i = 0; i < dims.size(); ++i)
     inverse[static_cast<size_t>(normalize_axis("permute", dims[i], x.ndim()))] = static_cast<int>(i);
-  return record("permute", y, {x}, [inverse, n = dims.size()](const Tensor& dy, Grads& g) {
+  return record("permute", y, {x}, [inverse, n = dims.size()](const auto& dy, auto& g) {
     g.add(0, permute(dy, std::span<const int>(inverse.data(), n)));
   });
 }
@@ -434,7 +437,7 @@ Variable permute(const Variable& x, std::initializer_list<int> dims) {
 Variable narrow(const Variable& x, int axis, int64_t start, int64_t length) {
   Tensor y = narrow(x.data(), axis, start, length);  // validates
   axis = normalize_axis("narrow", axis, x.ndim());
-  return record("narrow", y, {x}, [axis, start](const Tensor& dy, Grads& g) { g.add_narrow(0, axis, start, dy); });
+  return record("narrow", y, {x}, [axis, start](const auto& dy, auto& g) { g.add_narrow(0, axis, start, dy); });
 }
 
 Variable slice(const Variable& x, int axis, int64_t start, int64_t stop) {
@@ -457,7 +460,7 @@ Variable concat(std::span<const Variable> xs, int axis) {
   Tensor y = concat(std::span<const Tensor>(datas), axis);  // validates
   axis = normalize_axis("concat", axis, y.ndim());
   for (const Tensor& d : datas) sizes.push_back(d.size(axis));
-  return record("concat", y, std::span<const Variable* const>(inputs), [sizes, axis](const Tensor& dy, Grads& g) {
+  return record("concat", y, std::span<const Variable* const>(inputs), [sizes, axis](const auto& dy, auto& g) {
     int64_t offset = 0;
     for (size_t i = 0; i < sizes.size(); ++i) {
       if (g.needs(static_cast<int>(i))) g.add(static_cast<int>(i), narrow(dy, axis, offset, sizes[i]));
@@ -482,10 +485,10 @@ Variable stack(std::span<const Variable> xs, int axis) {
   Tensor y = stack(std::span<const Tensor>(datas), axis);  // validates
   axis = normalize_axis("stack", axis, y.ndim());
   return record("stack", y, std::span<const Variable* const>(inputs),
-                [axis, in = xs[0].shape(), n = xs.size()](const Tensor& dy, Grads& g) {
+                [axis, in = xs[0].shape(), n = xs.size()](const auto& dy, auto& g) {
                   for (size_t i = 0; i < n; ++i)
                     if (g.needs(static_cast<int>(i)))
-                      g.add(static_cast<int>(i), narrow(dy, axis, static_cast<int64_t>(i), 1).reshape(in));
+                      g.add(static_cast<int>(i), reshape(narrow(dy, axis, static_cast<int64_t>(i), 1), in));
                 });
 }
 Variable stack(std::initializer_list<Variable> xs, int axis) {
@@ -512,17 +515,15 @@ std::vector<Variable> chunk(const Variable& x, int64_t n, int axis) {
 
 // y = x repeated up to shape;  dx += dy summed back (Grads::add does the sum)
 Variable broadcast_to(const Variable& x, const Shape& shape) {
-  return record("broadcast_to", broadcast_to(x.data(), shape), {x}, [](const Tensor& dy, Grads& g) { g.add(0, dy); });
+  return record("broadcast_to", broadcast_to(x.data(), shape), {x}, [](const auto& dy, auto& g) { g.add(0, dy); });
 }
 
 // y = x[idx] along axis;  dx[idx] += dy (repeated indices accumulate)
 Variable index_select(const Variable& x, int axis, const Tensor& idx) {
   Tensor y = index_select(x.data(), axis, idx);  // validates
   axis = normalize_axis("index_select", axis, x.ndim());
-  return record("index_select", y, {x}, [idx, in = x.shape(), axis](const Tensor& dy, Grads& g) {
-    Tensor dx = zeros(in, dy.dtype());
-    index_add_(dx, axis, idx, dy);
-    g.add(0, std::move(dx));
+  return record("index_select", y, {x}, [idx, in = x.shape(), axis](const auto& dy, auto& g) {
+    g.add(0, index_add_into(in, axis, idx, dy));
   });
 }
 
@@ -530,17 +531,15 @@ Variable index_select(const Variable& x, int axis, const Tensor& idx) {
 Variable gather(const Variable& x, int axis, const Tensor& idx) {
   Tensor y = gather(x.data(), axis, idx);  // validates
   axis = normalize_axis("gather", axis, x.ndim());
-  return record("gather", y, {x}, [idx, in = x.shape(), axis](const Tensor& dy, Grads& g) {
-    Tensor dx = zeros(in, dy.dtype());
-    scatter_add_(dx, axis, idx, dy);
-    g.add(0, std::move(dx));
+  return record("gather", y, {x}, [idx, in = x.shape(), axis](const auto& dy, auto& g) {
+    g.add(0, scatter_add_into(in, axis, idx, dy));
   });
 }
 
 // y = cond ? a : b;  da += dy where cond;  db += dy elsewhere
 Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
-  return record("where", where(cond, a.data(), b.data()), {a, b}, [cond](const Tensor& dy, Grads& g) {
-    const Tensor zero = zero_like_scalar(dy);
+  return record("where", where(cond, a.data(), b.data()), {a, b}, [cond](const auto& dy, auto& g) {
+    const auto zero = g.constant(scalar_tensor(0.0, dy.dtype()));
     if (g.needs(0)) g.add(0, where(cond, dy, zero));
     if (g.needs(1)) g.add(1, where(cond, zero, dy));
   });
@@ -549,7 +548,7 @@ Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
 // y = x with value where mask;  dx += dy where not mask
 Variable masked_fill(const Variable& x, const Tensor& mask, double value) {
   return record("masked_fill", masked_fill(x.data(), mask, value), {x},
-                [mask](const Tensor& dy, Grads& g) { g.add(0, masked_fill(dy, mask, 0.0)); });
+                [mask](const auto& dy, auto& g) { g.add(0, masked_fill(dy, mask, 0.0)); });
 }
 
 }  // namespace unroll

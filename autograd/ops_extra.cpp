@@ -1,8 +1,7 @@
 // Special functions as differentiable ops: erf and the exact GELU. Each computes its value
 // and its backward in one elementwise pass over float32 or float64 data (std::erf has no
 // core Tensor kernel), with the math in the comment above the op.
-#include "autograd/function.h"
-#include "autograd/ops.h"
+#include "autograd/formula.h"
 
 #include <cmath>
 #include <numbers>
@@ -39,15 +38,28 @@ constexpr double kTwoOverSqrtPi = std::numbers::inv_sqrtpi * 2.0;               
 constexpr double kInvSqrt2 = 1.0 / std::numbers::sqrt2;                         // 1/sqrt(2)
 constexpr double kInvSqrt2Pi = std::numbers::inv_sqrtpi / std::numbers::sqrt2;  // 1/sqrt(2 pi)
 
+// The derivatives as the formulas call them: one fused pass on Tensors, a composition of
+// differentiable ops on Variables (create_graph).
+Tensor erf_backward(const Tensor& dy, const Tensor& x) {
+  return scale_by(dy, x, [](double v) { return kTwoOverSqrtPi * std::exp(-v * v); });
+}
+Variable erf_backward(const Variable& dy, const Variable& x) { return dy * (kTwoOverSqrtPi * exp(-(x * x))); }
+Tensor gelu_backward(const Tensor& dy, const Tensor& x) {
+  return scale_by(dy, x, [](double v) {
+    return 0.5 * (1.0 + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(-0.5 * v * v);
+  });
+}
+Variable gelu_backward(const Variable& dy, const Variable& x) {
+  return dy * (0.5 * (1.0 + erf(x * kInvSqrt2)) + x * (kInvSqrt2Pi * exp(x * x * -0.5)));
+}
+
 }  // namespace
 
 // y = erf x;  dx += dy * 2/sqrt(pi) * e^(-x^2)
 Variable erf(const Variable& x) {
   UNROLL_CHECK(x.defined(), "erf: the input is undefined");
   Tensor y = map_floating("erf", x.data(), [](double v) { return std::erf(v); });
-  return record("erf", y, {x}, [xd = x.data()](const Tensor& dy, Grads& g) {
-    g.add(0, scale_by(dy, xd, [](double v) { return kTwoOverSqrtPi * std::exp(-v * v); }));
-  });
+  return record("erf", y, {x}, [xd = x.data()](const auto& dy, auto& g) { g.add(0, erf_backward(dy, g.in(0, xd))); });
 }
 
 // y = x Phi(x), Phi(x) = (1 + erf(x/sqrt 2)) / 2;  dx += dy * (Phi(x) + x phi(x)),
@@ -55,11 +67,7 @@ Variable erf(const Variable& x) {
 Variable gelu(const Variable& x) {
   UNROLL_CHECK(x.defined(), "gelu: the input is undefined");
   Tensor y = map_floating("gelu", x.data(), [](double v) { return 0.5 * v * (1.0 + std::erf(v * kInvSqrt2)); });
-  return record("gelu", y, {x}, [xd = x.data()](const Tensor& dy, Grads& g) {
-    g.add(0, scale_by(dy, xd, [](double v) {
-            return 0.5 * (1.0 + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(-0.5 * v * v);
-          }));
-  });
+  return record("gelu", y, {x}, [xd = x.data()](const auto& dy, auto& g) { g.add(0, gelu_backward(dy, g.in(0, xd))); });
 }
 
 }  // namespace unroll

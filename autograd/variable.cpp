@@ -1,9 +1,11 @@
 // Variable handles, recording, the backward engine and graph teardown.
+#include "autograd/formula.h"
 #include "autograd/function.h"
 #include "autograd/grad.h"
 
 #include <atomic>
 #include <cmath>
+#include <unordered_map>
 #include <vector>
 
 namespace unroll {
@@ -180,6 +182,20 @@ Node::~Node() {
 }
 
 void Node::run_backward(const Tensor&, Grads&) {}
+void Node::run_backward_graph(const Variable&, GradsGraph&) {}
+
+namespace detail {
+// The gradients of a recorded backward pass, as Variables, by node.
+struct GradMap {
+  std::unordered_map<Node*, Variable> grads;
+};
+void no_graph_backward(const char* op) {
+  fail("backward with create_graph: op '{}' (a custom record()) has no differentiable backward: write its lambda "
+       "as [..](const auto& dy, auto& g) {{ .. }} and read the values it needs through g.in(i, value) and "
+       "g.out(value) (Note [one formula, two value types] in autograd/function.h)",
+       op ? op : "?");
+}
+}  // namespace detail
 
 void Node::set_inputs(std::span<const Variable* const> vars) {
   n_inputs = static_cast<uint32_t>(vars.size());
@@ -231,6 +247,48 @@ void Grads::add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a, bo
   else
     add(i, matmul(a, b, trans_a, trans_b));
 }
+
+// ---- GradsGraph: the recorded backward (create_graph) -------------------------------------
+
+namespace {
+// A handle to n, its value put back from `value` if it was dropped (Note [values nobody
+// can see]): the captured tensor is the same value, viewed in the shape the op used.
+Variable handle_to(Node* n, const Tensor& value) {
+  const Shape& shape = n->value_shape();
+  if (!n->data.defined()) n->data = value.shape() == shape ? value : value.reshape(shape);
+  retain(n);
+  Variable v(n);
+  if (!(value.shape() == shape)) return reshape(v, value.shape());
+  return v;
+}
+}  // namespace
+
+void GradsGraph::add(int i, Variable g) {
+  Node* in = target(i);
+  if (!in) return;
+  if (!(g.shape() == in->value_shape())) g = sum_to(g, in->value_shape());
+  Variable& slot = grads_->grads[in];
+  slot = slot.defined() ? unroll::add(slot, g) : std::move(g);
+}
+
+void GradsGraph::add_narrow(int i, int axis, int64_t start, const Variable& g) {
+  Node* in = target(i);
+  if (!in) return;
+  add(i, narrow_into(in->value_shape(), axis, start, g));
+}
+
+void GradsGraph::add_matmul(int i, const Variable& a, const Variable& b, bool trans_a, bool trans_b) {
+  if (!target(i)) return;
+  add(i, matmul(a, b, trans_a, trans_b));
+}
+
+Variable GradsGraph::in(int i, const Tensor& value) const {
+  Node* n = node_->inputs[i];
+  if (!n) return Variable(value);
+  return handle_to(n, value);
+}
+
+Variable GradsGraph::out(const Tensor& value) const { return handle_to(node_, value); }
 
 namespace detail {
 
@@ -516,6 +574,72 @@ void backward_pass(const std::vector<Node*>& order, const EngineRun& run, uint32
   }
 }
 
+// Note [the recorded backward pass]
+// backward/grad with create_graph walk the same reverse topological order, but hold each
+// gradient as a Variable (in a map, off the first-order path: backward_pass is untouched)
+// and run each node's formula on Variables with grad mode on, so every step of the
+// backward is recorded as ops. A formula reads the op's inputs and output through
+// GradsGraph::in/out, which hand out Variables for the original nodes, so the new graph
+// reaches back into the old one (a second derivative flows through y as a function of x).
+// Gradients are released as soon as their node has run; the loop is iterative like the
+// first-order one, so depth costs no stack.
+void run_engine_graph(const EngineRun& run, std::span<const Variable> seeds, std::vector<Variable>* captured) {
+  const bool grad_mode = captured != nullptr;
+  std::vector<Node*> order = topological_order(run.roots);
+  for (Node* n : order)
+    UNROLL_CHECK(!n->released,
+                 "backward: the graph through {} was already freed by a previous backward(); pass "
+                 "BackwardOptions{{.retain_graph = true}} to the first backward() to walk it twice, or detach() "
+                 "state that is carried from one iteration to the next",
+                 describe(n));
+  uint32_t need = 0;
+  if (grad_mode) {
+    need = g_epoch.fetch_add(1, std::memory_order_relaxed) + 1;
+    for (Node* t : run.targets) t->need = need;
+    for (Node* n : order)
+      for (uint32_t i = 0; i < n->n_inputs && n->need != need; ++i)
+        if (n->inputs[i] && n->inputs[i]->need == need) n->need = need;
+  }
+  const bool was_enabled = t_grad_enabled;
+  t_grad_enabled = true;
+  struct Restore {
+    bool on;
+    ~Restore() { t_grad_enabled = on; }
+  } restore_mode{was_enabled};
+  detail::GradMap map;
+  for (size_t i = 0; i < run.roots.size(); ++i) {
+    Variable& slot = map.grads[run.roots[i]];
+    slot = slot.defined() ? add(slot, seeds[i]) : seeds[i];
+  }
+  if (t_observer) t_observer->on_backward_start(run.roots[0]);
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* n = *it;
+    auto found = map.grads.find(n);
+    if (found == map.grads.end()) continue;  // no path from the root reached it
+    const Variable g = std::move(found->second);
+    map.grads.erase(found);
+    const Tensor& value = g.data();
+    if (t_anomaly && !all_finite(value)) fail("anomaly: the gradient of {} contains NaN or Inf", describe(n));
+    if (n->extra)
+      for (auto& hook : n->extra->hooks) hook(value);
+    if (t_observer) t_observer->on_grad(n, value);
+    if (grad_mode) {
+      for (size_t k = 0; k < run.targets.size(); ++k)
+        if (run.targets[k] == n) (*captured)[k] = g;
+      if (!runs_backward(n, need)) continue;
+    } else {
+      if (!n->op || n->retain_grad) accumulate(n, value);  // .grad stays a plain Tensor
+      if (!n->op) continue;
+    }
+    GradsGraph grads(n, need, &map);
+    n->run_backward_graph(g, grads);
+    if (!run.retain_graph) {
+      n->release_saved();
+      n->released = true;
+    }
+  }
+}
+
 void check_root(const Node* root, const char* what) {
   UNROLL_CHECK(root->requires_grad,
                "{}: the Variable does not require grad: no input of the ops that made it has "
@@ -540,12 +664,16 @@ void Variable::backward(const Tensor& grad, BackwardOptions opt) const {
                "backward: the upstream gradient ({} {}) must match the Variable ({} {})",
                grad.defined() ? grad.shape().str() : "undefined", grad.dtype(), n->data.shape(), n->data.dtype());
   check_root(n, "backward");
-  UNROLL_CHECK(!opt.create_graph, "backward: create_graph is not implemented yet");
   Node* roots[1] = {n};
   EngineRun run;
   run.roots = roots;
   run.seeds = std::span<const Tensor>(&grad, 1);
   run.retain_graph = opt.retain_graph.value_or(opt.create_graph);
+  if (opt.create_graph) {
+    const Variable seed(grad);
+    run_engine_graph(run, std::span<const Variable>(&seed, 1), nullptr);
+    return;
+  }
   run_engine(run);
 }
 
@@ -557,6 +685,7 @@ std::vector<Variable> grad(std::span<const Variable> outputs, std::span<const Va
                grad_outputs.size(), outputs.size());
   std::vector<Node*> roots;
   std::vector<Tensor> seeds;
+  std::vector<Variable> seed_vars;  // create_graph: the seeds as Variables (a grad_output may require grad)
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Variable& y = outputs[i];
     UNROLL_CHECK(y.defined(), "grad: output {} is undefined", i);
@@ -577,7 +706,9 @@ std::vector<Variable> grad(std::span<const Variable> outputs, std::span<const Va
                    "grad: grad_output {} ({} {}) must match output {} ({} {})", i, go.shape(), go.dtype(), i,
                    y.node()->value_shape(), y.node()->value_dtype());
       seed = go.data();
+      if (opt.create_graph) seed_vars.push_back(go);
     }
+    if (opt.create_graph && seed_vars.size() == i) seed_vars.emplace_back(seed);
     roots.push_back(y.node());
     seeds.push_back(std::move(seed));
   }
@@ -590,17 +721,24 @@ std::vector<Variable> grad(std::span<const Variable> outputs, std::span<const Va
                  i, inputs[i].op_name(), inputs[i].node()->value_shape());
     targets.push_back(inputs[i].node());
   }
-  UNROLL_CHECK(!opt.create_graph, "grad: create_graph is not implemented yet");
   std::vector<Tensor> captured(targets.size());
+  std::vector<Variable> captured_vars(targets.size());
   EngineRun run;
   run.roots = roots;
   run.seeds = seeds;
   run.retain_graph = opt.retain_graph.value_or(opt.create_graph);
   run.targets = targets;
   run.captured = &captured;
-  run_engine(run);
+  if (opt.create_graph) run_engine_graph(run, seed_vars, &captured_vars);
+  else run_engine(run);
   std::vector<Variable> result(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
+    if (opt.create_graph) {
+      if (captured_vars[i].defined()) {
+        result[i] = std::move(captured_vars[i]);
+        continue;
+      }
+    }
     if (!captured[i].defined()) {
       UNROLL_CHECK(opt.allow_unused,
                    "grad: input {} (op '{}', shape {}) is not used to compute the outputs (no path leads from it to "

@@ -86,50 +86,28 @@ struct Settings {
 struct CharModel : Module {
   CharModel(const Settings& s, int64_t V) : cell(s.cell) {
     embed = register_module("embed", std::make_shared<Embedding>(V, s.embed));
-    if (cell == "lstm")
-      lstm = register_module("rnn", std::make_shared<LSTM>(LSTMOptions{.input_size = s.embed, .hidden_size = s.hidden,
-                                                                         .num_layers = s.layers,
-                                                                         .dropout = s.dropout}));
-    else if (cell == "gru")
-      gru = register_module("rnn", std::make_shared<GRU>(GRUOptions{.input_size = s.embed, .hidden_size = s.hidden,
-                                                                      .num_layers = s.layers, .dropout = s.dropout}));
-    else
-      rnn = register_module("rnn", std::make_shared<RNN>(RNNOptions{.input_size = s.embed, .hidden_size = s.hidden,
-                                                                      .num_layers = s.layers, .dropout = s.dropout}));
+    const LSTMOptions o{.input_size = s.embed, .hidden_size = s.hidden, .num_layers = s.layers, .dropout = s.dropout};
+    if (cell == "lstm") rnn = register_module<RecurrentStack>("rnn", std::make_shared<LSTM>(o));
+    else if (cell == "gru") rnn = register_module<RecurrentStack>("rnn", std::make_shared<GRU>(o));
+    else rnn = register_module<RecurrentStack>("rnn", std::make_shared<RNN>(RNNOptions{.input_size = s.embed,
+                                                                                      .hidden_size = s.hidden,
+                                                                                      .num_layers = s.layers,
+                                                                                      .dropout = s.dropout}));
     drop = register_module("drop", std::make_shared<Dropout>(s.dropout));
     head = register_module("head", std::make_shared<Linear>(s.hidden, V));
   }
 
   /// ids [T,B]; state: empty (zeros) or the previous chunk's final state, replaced by this
-  /// chunk's -> logits [T,B,V]
+  /// chunk's (each [L,B,H]) -> logits [T,B,V]
   Variable forward(const Tensor& ids, State& state) {
-    Variable x = (*embed)(ids);  // [T,B,E]
-    Variable h;                  // [T,B,H]
-    if (lstm) {
-      LSTMOutput out = (*lstm)(x, state);
-      h = out.output;
-      state = {out.h_n, out.c_n};  // each [L,B,H]
-    } else {
-      RNNOutput out = gru ? (*gru)(x, state.empty() ? Variable() : state[0])
-                          : (*rnn)(x, state.empty() ? Variable() : state[0]);
-      h = out.output;
-      state = {out.h_n};
-    }
-    return (*head)((*drop)(h));  // [T,B,V]
-  }
-
-  /// The recurrent stack, whichever the cell.
-  RecurrentStack& stack() {
-    if (lstm) return *lstm;
-    if (gru) return *gru;
-    return *rnn;
+    RecurrentOutput out = (*rnn)((*embed)(ids), state);  // [T,B,E] -> [T,B,H]
+    state = out.state;
+    return (*head)((*drop)(out.output));  // [T,B,V]
   }
 
   std::string cell;
   std::shared_ptr<Embedding> embed;
-  std::shared_ptr<LSTM> lstm;
-  std::shared_ptr<GRU> gru;
-  std::shared_ptr<RNN> rnn;
+  std::shared_ptr<RecurrentStack> rnn;  // LSTM, GRU or RNN
   std::shared_ptr<Dropout> drop;
   std::shared_ptr<Linear> head;
 };
@@ -406,7 +384,7 @@ int run(int argc, char** argv) {
     opt.set_lr(lr);  // --lr wins over the stored rate (equal when the flags are the same)
     restore_generator(gen, ck, "rng.data", resume);
     restore_generator(model.drop->generator(), ck, "rng.dropout", resume);
-    restore_generator(model.stack().dropout_generator(), ck, "rng.rnn_dropout", resume);
+    restore_generator(model.rnn->dropout_generator(), ck, "rng.rnn_dropout", resume);
     restore_generator(default_generator(), ck, "rng.default", resume);
     const bool same_layout = ck.meta.data_pos >= 0 && ck.meta.batch == B && ck.meta.seq == T &&
                              ck.meta.train_chars == static_cast<int64_t>(train_ids.size());
@@ -495,7 +473,7 @@ int run(int argc, char** argv) {
   for (const auto& [name, t] : opt.state_dict()) tensors.insert("optim." + name, t);
   tensors.insert("rng.data", gen.get_state());
   tensors.insert("rng.dropout", model.drop->generator().get_state());
-  tensors.insert("rng.rnn_dropout", model.stack().dropout_generator().get_state());
+  tensors.insert("rng.rnn_dropout", model.rnn->dropout_generator().get_state());
   tensors.insert("rng.default", default_generator().get_state());
   if (!state.empty()) tensors.insert("state.h", state[0].data());
   if (state.size() > 1) tensors.insert("state.c", state[1].data());

@@ -176,22 +176,22 @@ Batch make_batch(const Dataset& d, const std::vector<size_t>& idx) {
 
 struct Classifier : Module {
   std::shared_ptr<Embedding> embed;
-  std::shared_ptr<LSTM> lstm;
-  std::shared_ptr<GRU> gru;
+  std::shared_ptr<RecurrentStack> rnn;  // an LSTM (named "lstm") or a GRU ("gru")
   std::shared_ptr<Dropout> drop;
   std::shared_ptr<Linear> out;
   int64_t hidden;
   Classifier(const std::string& cell, int64_t V, int64_t E, int64_t H, int64_t C, double dropout) : hidden(H) {
     embed = register_module("embed", std::make_shared<Embedding>(V, E, kPad));
-    if (cell == "lstm") lstm = register_module("lstm", std::make_shared<LSTM>(LSTMOptions{.input_size = E, .hidden_size = H}));
-    else gru = register_module("gru", std::make_shared<GRU>(GRUOptions{.input_size = E, .hidden_size = H}));
+    const LSTMOptions o{.input_size = E, .hidden_size = H};
+    if (cell == "lstm") rnn = register_module<RecurrentStack>("lstm", std::make_shared<LSTM>(o));
+    else rnn = register_module<RecurrentStack>("gru", std::make_shared<GRU>(o));
     drop = register_module("drop", std::make_shared<Dropout>(dropout));
     out = register_module("out", std::make_shared<Linear>(H, C));
   }
   /// tokens [T,B], lengths -> logits [B,C]
   Variable forward(const Tensor& tokens, const std::vector<int64_t>& lengths) {
     Variable x = drop->forward(embed->forward(tokens));  // [T,B,E]
-    Variable h_n = lstm ? lstm->forward(x, {}, lengths).h_n : gru->forward(x, Variable(), lengths).h_n;  // [1,B,H]
+    Variable h_n = rnn->forward(x, {}, lengths).h_n();  // [1,B,H]
     const int64_t B = tokens.size(1);
     return out->forward(drop->forward(reshape(h_n, {B, hidden})));  // [B,C]
   }

@@ -95,13 +95,16 @@ public:
         break;
       }
       case Family::Rnn:
-        rnn_ = register_module("rnn", std::make_shared<RNN>(RNNOptions{.input_size = s.I, .hidden_size = width}));
+        rnn_ = register_module<RecurrentStack>(
+            "rnn", std::make_shared<RNN>(RNNOptions{.input_size = s.I, .hidden_size = width}));
         break;
       case Family::Lstm:
-        lstm_ = register_module("rnn", std::make_shared<LSTM>(LSTMOptions{.input_size = s.I, .hidden_size = width}));
+        rnn_ = register_module<RecurrentStack>(
+            "rnn", std::make_shared<LSTM>(LSTMOptions{.input_size = s.I, .hidden_size = width}));
         break;
       case Family::Gru:
-        gru_ = register_module("rnn", std::make_shared<GRU>(GRUOptions{.input_size = s.I, .hidden_size = width}));
+        rnn_ = register_module<RecurrentStack>(
+            "rnn", std::make_shared<GRU>(GRUOptions{.input_size = s.I, .hidden_size = width}));
         break;
     }
     head_ = register_module("head", std::make_shared<Linear>(width, s.O));
@@ -119,12 +122,8 @@ public:
     Variable h;  // [T, B, width]
     if (family_ == Family::Tcn)
       h = permute(tcn_->forward(permute(x, {1, 2, 0})), {2, 0, 1});  // TCN runs on [B, I, T]
-    else if (family_ == Family::Rnn)
-      h = rnn_->forward(x).output;
-    else if (family_ == Family::Lstm)
-      h = lstm_->forward(x).output;
     else
-      h = gru_->forward(x).output;
+      h = rnn_->forward(x).output;  // RNN, LSTM or GRU
     if (s_.every_step) return head_->forward(reshape(h, {T * B, h.shape()[2]}));
     return head_->forward(reshape(narrow(h, 0, T - 1, 1), {B, h.shape()[2]}));
   }
@@ -138,9 +137,7 @@ private:
   Shape3 s_;
   std::shared_ptr<Linear> fc1_, fc2_, head_;
   std::shared_ptr<TCN> tcn_;
-  std::shared_ptr<RNN> rnn_;
-  std::shared_ptr<LSTM> lstm_;
-  std::shared_ptr<GRU> gru_;
+  std::shared_ptr<RecurrentStack> rnn_;
 };
 
 // ---- the tasks --------------------------------------------------------------------------

@@ -181,7 +181,7 @@ struct FrameGru : Classifier {
   Variable forward(const Variable& x) override {
     const int64_t B = x.size(0), T = x.size(1) / F;
     Variable frames = transpose(reshape(x, {B, T, F}), 0, 1);  // [T,B,F]
-    return (*head)(squeeze((*gru)(frames).h_n, 0));
+    return (*head)(squeeze((*gru)(frames).h_n(), 0));
   }
 };
 

@@ -98,7 +98,7 @@ struct GRURegressor : Module {
   }
   /// x [T,B,2] -> [B,1]: the final state, read out.
   Variable forward(const Tensor& x) const {
-    Variable h_n = gru->forward(Variable(x)).h_n;  // [1,B,H]
+    Variable h_n = gru->forward(Variable(x)).h_n();  // [1,B,H]
     return head->forward(reshape(h_n, {x.size(1), gru->hidden_size()}));
   }
 };

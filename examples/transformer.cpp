@@ -213,8 +213,8 @@ struct LstmReverser : Module {
     State s0;       // {s_0, c_0} [B,2H] each
   };
   Encoded encode(const Tensor& src) {
-    LSTMOutput enc = (*encoder)((*src_embed)(src));                                   // output [L,B,2H], h_n [2,B,H]
-    Variable last = concat({narrow(enc.h_n, 0, 0, 1), narrow(enc.h_n, 0, 1, 1)}, 2);  // [1,B,2H]
+    RecurrentOutput enc = (*encoder)((*src_embed)(src));                                   // output [L,B,2H], h_n [2,B,H]
+    Variable last = concat({narrow(enc.h_n(), 0, 0, 1), narrow(enc.h_n(), 0, 1, 1)}, 2);  // [1,B,2H]
     Variable s0 = tanh((*init_state)(squeeze(last, 0)));                              // [B,2H]
     return {transpose(enc.output, 0, 1), {s0, Variable(zeros(s0.shape(), s0.dtype()))}};
   }

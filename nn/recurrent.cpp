@@ -83,18 +83,29 @@ void check_lengths(const char* who, const std::vector<int64_t>& lengths, int64_t
 
 // ---- cells ---------------------------------------------------------------------------------
 
-RNNCell::RNNCell(int64_t input_size, int64_t hidden_size, bool bias, Nonlinearity nl)
-    : nonlinearity(nl), input_size_(input_size), hidden_size_(hidden_size) {
-  auto reg = [this](const char* name, Tensor t) { return register_parameter(name, std::move(t)); };
-  CellParams p = make_cell_params("RNNCell", input_size, hidden_size, 1, bias, reg);
+RNNCellBase::RNNCellBase(const char* name, int64_t input_size, int64_t hidden_size, int64_t gates,
+                         size_t state_size, bool bias)
+    : name_(name), input_size_(input_size), hidden_size_(hidden_size), state_size_(state_size) {
+  auto reg = [this](const char* n, Tensor t) { return register_parameter(n, std::move(t)); };
+  CellParams p = make_cell_params(name, input_size, hidden_size, gates, bias, reg);
   weight_ih = p.weight_ih, weight_hh = p.weight_hh, bias_ih = p.bias_ih, bias_hh = p.bias_hh;
 }
 
-State RNNCell::initial_state(int64_t batch, DType dtype) const { return zero_state(1, batch, hidden_size_, dtype); }
+State RNNCellBase::initial_state(int64_t batch, DType dtype) const {
+  return zero_state(state_size_, batch, hidden_size_, dtype);
+}
+
+State RNNCellBase::step_state(const Variable& x, const State& state) const {
+  State s = state.empty() && x.defined() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
+  check_step(name_, x, s, state_size_, input_size_, hidden_size_, weight_ih.dtype());
+  return s;
+}
+
+RNNCell::RNNCell(int64_t input_size, int64_t hidden_size, bool bias, Nonlinearity nl)
+    : RNNCellBase("RNNCell", input_size, hidden_size, 1, 1, bias), nonlinearity(nl) {}
 
 State RNNCell::forward(const Variable& x, const State& state) {
-  const State s = state.empty() && x.defined() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
-  check_step("RNNCell", x, s, 1, input_size_, hidden_size_, weight_ih.dtype());
+  const State s = step_state(x, state);
   Variable pre = linear2(x, weight_ih, s[0], weight_hh, bias_ih, bias_hh);  // x W_ih^T + h W_hh^T + b: [B,H]
   return {nonlinearity == Nonlinearity::Tanh ? tanh(pre) : relu(pre)};
 }
@@ -102,17 +113,10 @@ State RNNCell::forward(const Variable& x, const State& state) {
 Variable RNNCell::forward(const Variable& x, const Variable& h) { return forward(x, State{h})[0]; }
 
 LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size, bool bias)
-    : input_size_(input_size), hidden_size_(hidden_size) {
-  auto reg = [this](const char* name, Tensor t) { return register_parameter(name, std::move(t)); };
-  CellParams p = make_cell_params("LSTMCell", input_size, hidden_size, 4, bias, reg);
-  weight_ih = p.weight_ih, weight_hh = p.weight_hh, bias_ih = p.bias_ih, bias_hh = p.bias_hh;
-}
-
-State LSTMCell::initial_state(int64_t batch, DType dtype) const { return zero_state(2, batch, hidden_size_, dtype); }
+    : RNNCellBase("LSTMCell", input_size, hidden_size, 4, 2, bias) {}
 
 State LSTMCell::forward(const Variable& x, const State& state) {
-  const State s = state.empty() && x.defined() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
-  check_step("LSTMCell", x, s, 2, input_size_, hidden_size_, weight_ih.dtype());
+  const State s = step_state(x, state);
   const Variable &h = s[0], &c = s[1];
   Variable gates = linear2(x, weight_ih, h, weight_hh, bias_ih, bias_hh);  // x W_ih^T + b_ih + h W_hh^T + b_hh: [B,4H]
   std::vector<Variable> ifgo = chunk(gates, 4, 1);                                 // 4 x [B,H]
@@ -128,17 +132,10 @@ std::pair<Variable, Variable> LSTMCell::forward(const Variable& x, const Variabl
 }
 
 GRUCell::GRUCell(int64_t input_size, int64_t hidden_size, bool bias)
-    : input_size_(input_size), hidden_size_(hidden_size) {
-  auto reg = [this](const char* name, Tensor t) { return register_parameter(name, std::move(t)); };
-  CellParams p = make_cell_params("GRUCell", input_size, hidden_size, 3, bias, reg);
-  weight_ih = p.weight_ih, weight_hh = p.weight_hh, bias_ih = p.bias_ih, bias_hh = p.bias_hh;
-}
-
-State GRUCell::initial_state(int64_t batch, DType dtype) const { return zero_state(1, batch, hidden_size_, dtype); }
+    : RNNCellBase("GRUCell", input_size, hidden_size, 3, 1, bias) {}
 
 State GRUCell::forward(const Variable& x, const State& state) {
-  const State s = state.empty() && x.defined() ? initial_state(x.ndim() == 2 ? x.size(0) : 0, x.dtype()) : state;
-  check_step("GRUCell", x, s, 1, input_size_, hidden_size_, weight_ih.dtype());
+  const State s = step_state(x, state);
   const Variable& h = s[0];
   std::vector<Variable> gi = chunk(linear(x, weight_ih, bias_ih), 3, 1);  // W_ir x + b_ir, W_iz x + b_iz, W_in x + b_in
   std::vector<Variable> gh = chunk(linear(h, weight_hh, bias_hh), 3, 1);  // W_hr h + b_hr, W_hz h + b_hz, W_hn h + b_hn
@@ -258,6 +255,7 @@ SequenceResult run_cell(RecurrentCell& cell, const Variable& x, const State& ini
 RecurrentStack::RecurrentStack(const Config& c,
                                const std::function<std::shared_ptr<RecurrentCell>(int64_t)>& make_cell)
     : name_(c.name),
+      state_size_(c.state_size),
       input_size_(c.input_size),
       hidden_size_(c.hidden_size),
       num_layers_(c.num_layers),
@@ -287,8 +285,11 @@ RecurrentCell& RecurrentStack::cell(int64_t layer, int64_t direction) {
   return *cells_[static_cast<size_t>(layer * num_directions() + direction)];
 }
 
-std::pair<Variable, State> RecurrentStack::run(const Variable& input, const State& initial,
-                                               const std::vector<int64_t>& lengths) {
+RecurrentOutput RecurrentStack::forward(const Variable& input, const State& initial,
+                                        const std::vector<int64_t>& lengths) {
+  UNROLL_CHECK(initial.empty() || initial.size() == state_size_,
+               "{}: initial state must be {} (or empty), got {} tensors", name_,
+               state_size_ == 2 ? "{h_0, c_0}" : "{h_0}", initial.size());
   UNROLL_CHECK(input.defined() && input.ndim() == 3, "{}: input {} must be 3-D {}", name_,
                input.defined() ? input.shape().str() : std::string("(undefined)"),
                batch_first_ ? "[B,T,I] (batch_first)" : "[T,B,I]");
@@ -341,6 +342,7 @@ std::pair<Variable, State> RecurrentStack::run(const Variable& input, const Stat
 
 RNN::RNN(const RNNOptions& opts)
     : RecurrentStack({.name = "RNN",
+                      .state_size = 1,
                       .input_size = opts.input_size,
                       .hidden_size = opts.hidden_size,
                       .num_layers = opts.num_layers,
@@ -352,13 +354,13 @@ RNN::RNN(const RNNOptions& opts)
                      }),
       options(opts) {}
 
-RNNOutput RNN::forward(const Variable& x, const Variable& h_0, const std::vector<int64_t>& lengths) {
-  auto [output, state] = run(x, h_0.defined() ? State{h_0} : State{}, lengths);
-  return {output, state[0]};
+RecurrentOutput RNN::forward(const Variable& x, const Variable& h_0, const std::vector<int64_t>& lengths) {
+  return RecurrentStack::forward(x, h_0.defined() ? State{h_0} : State{}, lengths);
 }
 
 LSTM::LSTM(const LSTMOptions& opts)
     : RecurrentStack({.name = "LSTM",
+                      .state_size = 2,
                       .input_size = opts.input_size,
                       .hidden_size = opts.hidden_size,
                       .num_layers = opts.num_layers,
@@ -368,15 +370,9 @@ LSTM::LSTM(const LSTMOptions& opts)
                      [&opts](int64_t in) { return std::make_shared<LSTMCell>(in, opts.hidden_size, opts.bias); }),
       options(opts) {}
 
-LSTMOutput LSTM::forward(const Variable& x, const State& initial, const std::vector<int64_t>& lengths) {
-  UNROLL_CHECK(initial.empty() || initial.size() == 2, "LSTM: initial state must be {{h_0, c_0}} (or empty), got {} "
-               "tensors", initial.size());
-  auto [output, state] = run(x, initial, lengths);
-  return {output, state[0], state[1]};
-}
-
 GRU::GRU(const GRUOptions& opts)
     : RecurrentStack({.name = "GRU",
+                      .state_size = 1,
                       .input_size = opts.input_size,
                       .hidden_size = opts.hidden_size,
                       .num_layers = opts.num_layers,
@@ -386,9 +382,8 @@ GRU::GRU(const GRUOptions& opts)
                      [&opts](int64_t in) { return std::make_shared<GRUCell>(in, opts.hidden_size, opts.bias); }),
       options(opts) {}
 
-RNNOutput GRU::forward(const Variable& x, const Variable& h_0, const std::vector<int64_t>& lengths) {
-  auto [output, state] = run(x, h_0.defined() ? State{h_0} : State{}, lengths);
-  return {output, state[0]};
+RecurrentOutput GRU::forward(const Variable& x, const Variable& h_0, const std::vector<int64_t>& lengths) {
+  return RecurrentStack::forward(x, h_0.defined() ? State{h_0} : State{}, lengths);
 }
 
 }  // namespace unroll

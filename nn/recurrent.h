@@ -27,8 +27,8 @@
 //     state = detach(r.final_state);               // keep the values, cut the graph
 //   }
 //
-// With a sequence module the same line is {out.h_n.detach(), out.c_n.detach()} (LSTM) or
-// out.h_n.detach() (RNN, GRU), passed as the next chunk's initial state.
+// With a sequence module the same line is state = detach(out.state), passed as the next
+// chunk's initial state (out = lstm(x, state)).
 //
 // Without the detach(), the second chunk's graph reaches back into the first one, whose
 // saved tensors the first backward() already freed, and backward() throws an error saying
@@ -65,64 +65,66 @@ public:
 
 enum class Nonlinearity { Tanh, Relu };
 
+/// What the built-in cells share, like torch.nn.RNNCellBase: weight_ih [G*H,I],
+/// weight_hh [G*H,H], bias_ih and bias_hh [G*H] (G gates; registered in this order, all
+/// U(-1/sqrt(H), 1/sqrt(H))), a zero state of one or two [B,H] tensors, and the checks of
+/// one step's input and state.
+class RNNCellBase : public RecurrentCell {
+public:
+  State initial_state(int64_t batch, DType dtype) const override;  ///< zeros [B,H] per state tensor
+  int64_t hidden_size() const override { return hidden_size_; }  ///< H
+  int64_t input_size() const { return input_size_; }             ///< I
+  Variable weight_ih, weight_hh, bias_ih, bias_hh;  // biases undefined when bias = false
+
+protected:
+  RNNCellBase(const char* name, int64_t input_size, int64_t hidden_size, int64_t gates, size_t state_size, bool bias);
+  /// What a step starts from: `state`, or zeros when it is empty, checked against x
+  /// (x [B,I], each state tensor [B,H], all of the parameters' dtype).
+  State step_state(const Variable& x, const State& state) const;
+
+private:
+  const char* name_;
+  int64_t input_size_, hidden_size_;
+  size_t state_size_;
+};
+
 /// h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act tanh or relu (torch.nn.RNNCell).
-/// weight_ih [H,I], weight_hh [H,H], bias_ih [H], bias_hh [H]; all U(-1/sqrt(H), 1/sqrt(H)).
-class RNNCell : public RecurrentCell {
+/// weight_ih [H,I], weight_hh [H,H], bias_ih [H], bias_hh [H].
+class RNNCell : public RNNCellBase {
 public:
   RNNCell(int64_t input_size, int64_t hidden_size, bool bias = true,
           Nonlinearity nonlinearity = Nonlinearity::Tanh);
-  State initial_state(int64_t batch, DType dtype) const override;  ///< {h} zeros [B,H]
   /// state {h}, or empty for zeros -> {h'}
   State forward(const Variable& x, const State& state) override;
   /// x [B,I], h [B,H] -> h' [B,H]
   Variable forward(const Variable& x, const Variable& h);
-  int64_t hidden_size() const override { return hidden_size_; }  ///< H
-  int64_t input_size() const { return input_size_; }  ///< I
-  Variable weight_ih, weight_hh, bias_ih, bias_hh;  // biases undefined when bias = false
   Nonlinearity nonlinearity;
-
-private:
-  int64_t input_size_, hidden_size_;
 };
 
 /// torch.nn.LSTMCell, gates in the order i, f, g, o:
 ///   [i f g o] = x W_ih^T + b_ih + h W_hh^T + b_hh
 ///   c' = sigmoid(f) * c + sigmoid(i) * tanh(g);   h' = sigmoid(o) * tanh(c')
-/// weight_ih [4H,I], weight_hh [4H,H], bias_ih [4H], bias_hh [4H]; all U(-1/sqrt(H), 1/sqrt(H)).
-class LSTMCell : public RecurrentCell {
+/// weight_ih [4H,I], weight_hh [4H,H], bias_ih [4H], bias_hh [4H].
+class LSTMCell : public RNNCellBase {
 public:
   LSTMCell(int64_t input_size, int64_t hidden_size, bool bias = true);
-  State initial_state(int64_t batch, DType dtype) const override;  ///< {h, c} zeros [B,H]
   /// state {h, c}, or empty for zeros -> {h', c'}
   State forward(const Variable& x, const State& state) override;
   /// x [B,I], h [B,H], c [B,H] -> (h', c')
   std::pair<Variable, Variable> forward(const Variable& x, const Variable& h, const Variable& c);
-  int64_t hidden_size() const override { return hidden_size_; }  ///< H
-  int64_t input_size() const { return input_size_; }  ///< I
-  Variable weight_ih, weight_hh, bias_ih, bias_hh;
-
-private:
-  int64_t input_size_, hidden_size_;
 };
 
 /// torch.nn.GRUCell, gates in the order r, z, n:
 ///   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr);   z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
 ///   n = tanh(W_in x + b_in + r * (W_hn h + b_hn));   h' = (1 - z) * n + z * h
-/// weight_ih [3H,I], weight_hh [3H,H], bias_ih [3H], bias_hh [3H]; all U(-1/sqrt(H), 1/sqrt(H)).
-class GRUCell : public RecurrentCell {
+/// weight_ih [3H,I], weight_hh [3H,H], bias_ih [3H], bias_hh [3H].
+class GRUCell : public RNNCellBase {
 public:
   GRUCell(int64_t input_size, int64_t hidden_size, bool bias = true);
-  State initial_state(int64_t batch, DType dtype) const override;  ///< {h} zeros [B,H]
   /// state {h}, or empty for zeros -> {h'}
   State forward(const Variable& x, const State& state) override;
   /// x [B,I], h [B,H] -> h' [B,H]
   Variable forward(const Variable& x, const Variable& h);
-  int64_t hidden_size() const override { return hidden_size_; }  ///< H
-  int64_t input_size() const { return input_size_; }  ///< I
-  Variable weight_ih, weight_hh, bias_ih, bias_hh;
-
-private:
-  int64_t input_size_, hidden_size_;
 };
 
 // ---- running a cell over a sequence ------------------------------------------------------
@@ -197,10 +199,37 @@ struct LSTMOptions {
 
 using GRUOptions = LSTMOptions;  ///< the same fields
 
+/// What RNN, LSTM and GRU return: output [T,B,D*H] (or [B,T,D*H]) and the final state,
+/// one [L*D,B,H] per state component ({h_n}, or {h_n, c_n} for the LSTM), so the state
+/// passes straight back in as the next chunk's initial state.
+struct RecurrentOutput {
+  Variable output;
+  State state;
+  const Variable& h_n() const {
+    UNROLL_CHECK(!state.empty(), "RecurrentOutput::h_n: the state is empty");
+    return state[0];
+  }
+  const Variable& c_n() const {  ///< LSTM only
+    UNROLL_CHECK(state.size() == 2, "RecurrentOutput::c_n: only an LSTM has a cell state (this state has {} tensor{})",
+                 state.size(), state.size() == 1 ? "" : "s");
+    return state[1];
+  }
+};
+
 /// The machinery RNN, LSTM and GRU share: L layers x D directions of cells, each driven by
-/// run_cell(); layer k > 0 reads the concatenated outputs of layer k-1.
+/// run_cell(); layer k > 0 reads the concatenated outputs of layer k-1. Any of the three
+/// runs through forward(x, state), so a program can hold a RecurrentStack and not care
+/// which cell it is.
 class RecurrentStack : public Module {
 public:
+  /// x [T,B,I] (or [B,T,I]); initial: empty (zeros), or one [L*D,B,H] per state component;
+  /// lengths: per sequence (empty: all T) -> {output, final state}
+  RecurrentOutput forward(const Variable& x, const State& initial = {}, const std::vector<int64_t>& lengths = {});
+  RecurrentOutput operator()(const Variable& x, const State& initial = {}, const std::vector<int64_t>& lengths = {}) {
+    return forward(x, initial, lengths);
+  }
+  /// Tensors in the state: 1 (RNN, GRU) or 2 (LSTM).
+  size_t state_size() const { return state_size_; }
   int64_t input_size() const { return input_size_; }           ///< I
   int64_t hidden_size() const { return hidden_size_; }         ///< H
   int64_t num_layers() const { return num_layers_; }           ///< L
@@ -216,6 +245,7 @@ public:
 protected:
   struct Config {
     const char* name;
+    size_t state_size;
     int64_t input_size, hidden_size, num_layers;
     bool bidirectional;
     double dropout;
@@ -224,12 +254,10 @@ protected:
   /// make_cell(input size of the layer) builds one cell; it is called per layer and
   /// direction in PyTorch's parameter order.
   RecurrentStack(const Config& config, const std::function<std::shared_ptr<RecurrentCell>(int64_t)>& make_cell);
-  /// x [T,B,I] (or [B,T,I]); initial: empty, or one [L*D,B,H] per state component ->
-  /// output [T,B,D*H] (or [B,T,D*H]) and one [L*D,B,H] per state component.
-  std::pair<Variable, State> run(const Variable& x, const State& initial, const std::vector<int64_t>& lengths);
 
 private:
   const char* name_;
+  size_t state_size_;
   int64_t input_size_, hidden_size_, num_layers_;
   bool bidirectional_;
   double dropout_;
@@ -238,40 +266,24 @@ private:
   Generator gen_;                                      // between-layer dropout masks
 };
 
-/// output [T,B,D*H] (or [B,T,D*H]) and h_n [L*D,B,H].
-struct RNNOutput {
-  Variable output;
-  Variable h_n;
-};
-
-/// output [T,B,D*H] (or [B,T,D*H]), h_n and c_n [L*D,B,H].
-struct LSTMOutput {
-  Variable output;
-  Variable h_n;
-  Variable c_n;
-};
-
 /// torch.nn.RNN: a stack of RNNCells.
 class RNN : public RecurrentStack {
 public:
   explicit RNN(const RNNOptions& options);
-  /// x [T,B,I], h_0 [L*D,B,H] (undefined: zeros), lengths (empty: all T) -> {output, h_n}
-  RNNOutput forward(const Variable& x, const Variable& h_0 = Variable(), const std::vector<int64_t>& lengths = {});
-  RNNOutput operator()(const Variable& x, const Variable& h_0 = Variable(), const std::vector<int64_t>& lengths = {}) {
+  using RecurrentStack::forward;
+  using RecurrentStack::operator();
+  /// x [T,B,I], h_0 [L*D,B,H] (undefined: zeros), lengths (empty: all T) -> {output, {h_n}}
+  RecurrentOutput forward(const Variable& x, const Variable& h_0, const std::vector<int64_t>& lengths = {});
+  RecurrentOutput operator()(const Variable& x, const Variable& h_0, const std::vector<int64_t>& lengths = {}) {
     return forward(x, h_0, lengths);
   }
   const RNNOptions options;
 };
 
-/// torch.nn.LSTM: a stack of LSTMCells.
+/// torch.nn.LSTM: a stack of LSTMCells; the state is {h, c}.
 class LSTM : public RecurrentStack {
 public:
   explicit LSTM(const LSTMOptions& options);
-  /// x [T,B,I], initial {h_0, c_0} each [L*D,B,H] (empty: zeros), lengths -> {output, h_n, c_n}
-  LSTMOutput forward(const Variable& x, const State& initial = {}, const std::vector<int64_t>& lengths = {});
-  LSTMOutput operator()(const Variable& x, const State& initial = {}, const std::vector<int64_t>& lengths = {}) {
-    return forward(x, initial, lengths);
-  }
   const LSTMOptions options;
 };
 
@@ -279,9 +291,11 @@ public:
 class GRU : public RecurrentStack {
 public:
   explicit GRU(const GRUOptions& options);
-  /// x [T,B,I], h_0 [L*D,B,H] (undefined: zeros), lengths (empty: all T) -> {output, h_n}
-  RNNOutput forward(const Variable& x, const Variable& h_0 = Variable(), const std::vector<int64_t>& lengths = {});
-  RNNOutput operator()(const Variable& x, const Variable& h_0 = Variable(), const std::vector<int64_t>& lengths = {}) {
+  using RecurrentStack::forward;
+  using RecurrentStack::operator();
+  /// x [T,B,I], h_0 [L*D,B,H] (undefined: zeros), lengths (empty: all T) -> {output, {h_n}}
+  RecurrentOutput forward(const Variable& x, const Variable& h_0, const std::vector<int64_t>& lengths = {});
+  RecurrentOutput operator()(const Variable& x, const Variable& h_0, const std::vector<int64_t>& lengths = {}) {
     return forward(x, h_0, lengths);
   }
   const GRUOptions options;

@@ -536,6 +536,25 @@ TEST_CASE("bad input: Variables and backward") {
          grad(std::vector<Variable>{x * 2.0, x * 3.0}, std::vector<Variable>{x}, std::vector<Variable>{Variable(f32({2}))});
        },
        "grad: 1 grad_outputs given for 2 outputs"},
+      {"create_graph through a custom op with a Tensor-only backward",
+       [] {
+         Variable x = v32({2});
+         const Variable y = record("tensor_only", x.data() * 2.0, {x}, [](const Tensor& dy, Grads& g) { g.add(0, dy * 2.0); });
+         grad(sum(y), std::vector<Variable>{x}, {.retain_graph = {}, .create_graph = true, .allow_unused = false});
+       },
+       "op 'tensor_only' (a custom record()) has no differentiable backward"},
+      {"create_graph backward twice through a freed graph",
+       [] {
+         Variable x = v32({2});
+         const Variable y = sum(tanh(x));
+         y.backward({.retain_graph = false, .create_graph = true});
+         y.backward({.retain_graph = {}, .create_graph = true});
+       },
+       "already freed"},
+      {"gradgradcheck of float32 inputs", [] { Variable x = v32({2}); gradgradcheck([&] { return tanh(x); }, {x}); },
+       "gradgradcheck: input 0 is float32"},
+      {"gradgradcheck of a non-leaf", [] { Variable x = var(f64({2})); const Variable y = x * 2.0; gradgradcheck([&] { return tanh(y); }, {y}); },
+       "gradgradcheck: input 0 must be a leaf"},
   });
   check_all(std::vector<Defined>{
       {"backward through an empty tensor gives an empty gradient",
@@ -904,9 +923,9 @@ TEST_CASE("bad input: recurrent cells, run_cell and sequence modules") {
       {"a sequence module with T = 1, B = 1",
        [] {
          LSTM m({.input_size = 3, .hidden_size = 4, .num_layers = 2, .bidirectional = true});
-         const LSTMOutput o = m.forward(v32({1, 1, 3}));
+         const RecurrentOutput o = m.forward(v32({1, 1, 3}));
          CHECK(o.output.shape() == Shape({1, 1, 8}));
-         CHECK(o.h_n.shape() == Shape({4, 1, 4}));
+         CHECK(o.h_n().shape() == Shape({4, 1, 4}));
        }},
   });
 }

@@ -37,13 +37,13 @@ struct LM : Module {
     Variable x = (*embed)(ids);  // [T,B,E]
     Variable h;
     if (lstm) {
-      LSTMOutput out = (*lstm)(x, state);
+      RecurrentOutput out = (*lstm)(x, state);
       h = out.output;
-      state = {out.h_n, out.c_n};
+      state = out.state;
     } else {
-      RNNOutput out = (*gru)(x, state.empty() ? Variable() : state[0]);
+      RecurrentOutput out = (*gru)(x, state.empty() ? Variable() : state[0]);
       h = out.output;
-      state = {out.h_n};
+      state = out.state;
     }
     return (*head)(h);  // [T,B,V]
   }

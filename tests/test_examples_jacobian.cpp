@@ -50,9 +50,28 @@ TEST_CASE("jacobian: sigma_max(W_hh) = 0.9 forces the tanh RNN's dh_T/dh_0 to va
     CHECK(s1 > 0);
     CHECK(s50 > 0);
   }
-  // (The sharpness part, --sharp-every > 0, needs grad(create_graph): not tested until the engine has it.)
   check_svg(out + "/jacobian_init.svg", {"<polyline", "bound ||W_hh||^T", "LSTM", "GRU"});
   check_svg(out + "/jacobian_trained.svg", {"<polyline", "tanh RNN"});
+}
+
+TEST_CASE("jacobian: sharpness (power iteration on hvp, i.e. grad with create_graph) is finite and plotted") {
+  const std::string out = kTmp + "/sharp";
+  const auto r = example_test::run("jacobian", "--T 20 --hidden 8 --seeds 1 --train-T 10 --train-steps 40 --batch 8 "
+                                               "--test 20 --sharp-every 20 --power-iters 5 --check-T 0 "
+                                               "--seed 3 --json --out " + out);
+  REQUIRE(r.exit_code == 0);
+  INFO(r.json);
+  for (const char* cell : {"rnn", "lstm", "gru"}) {
+    CAPTURE(cell);
+    const double init = num(r, std::string(cell) + "_sharp_init"), end = num(r, std::string(cell) + "_sharp_end"),
+                 peak = num(r, std::string(cell) + "_sharp_peak");
+    CHECK(std::isfinite(init));
+    CHECK(std::isfinite(end));
+    CHECK(init != 0.0);
+    CHECK(peak >= init);
+    CHECK(peak >= end);
+  }
+  check_svg(out + "/sharpness.svg", {"<polyline"});
 }
 
 TEST_CASE("jacobian: bad flags are a clear error, not an abort") {

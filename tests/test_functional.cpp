@@ -182,10 +182,8 @@ TEST_CASE("functional: bad calls are clear errors") {
 }
 
 // ---- second order: these differentiate a backward pass (create_graph) ----------------------
-// SKIPPED until the engine's grad(create_graph) lands (wip-html): today grad() rejects
-// create_graph, so each of these would throw. Remove the doctest::skip() then.
 
-TEST_CASE("hessian: of a two-input scalar function matches four-point finite differences, blocks symmetric" * doctest::skip()) {
+TEST_CASE("hessian: of a two-input scalar function matches four-point finite differences, blocks symmetric") {
   Generator g(7);
   const Vars xs{randv({2, 3}, g) * 0.5, randv({2, 3}, g)};
   const std::vector<Vars> H = fn::hessian(scalar_fn, xs);
@@ -200,7 +198,7 @@ TEST_CASE("hessian: of a two-input scalar function matches four-point finite dif
     }
 }
 
-TEST_CASE("hessian: of x^T A x / 2 is (A + A^T)/2; of a linear function it is zero" * doctest::skip()) {
+TEST_CASE("hessian: of x^T A x / 2 is (A + A^T)/2; of a linear function it is zero") {
   Generator g(8);
   const Tensor A = randn({4, 4}, g, DType::F64);
   const Variable H = fn::hessian(
@@ -211,7 +209,7 @@ TEST_CASE("hessian: of x^T A x / 2 is (A + A^T)/2; of a linear function it is ze
   CHECK(max_abs(Z.data()) == 0);
 }
 
-TEST_CASE("hvp: H v against finite differences of the Hessian; equals hessian times v" * doctest::skip()) {
+TEST_CASE("hvp: H v against finite differences of the Hessian; equals hessian times v") {
   Generator g(9);
   const Vars xs{randv({2, 3}, g) * 0.5, randv({2, 3}, g)};
   const Vars v{randv({2, 3}, g), randv({2, 3}, g)};
@@ -228,7 +226,7 @@ TEST_CASE("hvp: H v against finite differences of the Hessian; equals hessian ti
   CHECK(max_abs(hv0.reshape({2, 3}) - r.derivatives[0].data()) < 1e-12);
 }
 
-TEST_CASE("jvp: J v by the double-vjp trick against finite differences along v" * doctest::skip()) {
+TEST_CASE("jvp: J v by the double-vjp trick against finite differences along v") {
   Generator g(10);
   const Vars xs{randv({2, 3}, g), randv({3, 4}, g)};
   const Vars v{randv({2, 3}, g), randv({3, 4}, g)};
@@ -249,7 +247,7 @@ TEST_CASE("jvp: J v by the double-vjp trick against finite differences along v" 
   CHECK(max_abs(jv.reshape({2, 4}) - r.derivative.data()) < 1e-12);
 }
 
-TEST_CASE("create_graph: the jacobian of the gradient is the hessian; a third derivative of sum(x^4)" * doctest::skip()) {
+TEST_CASE("create_graph: the jacobian of the gradient is the hessian; a third derivative of sum(x^4)") {
   Generator g(11);
   const Variable x = randv({3}, g);
   const fn::Fn1 f = [](const Variable& v) { return sum(exp(v * 0.5) * tanh(v)) + sum(v) * sum(v * v); };
@@ -260,7 +258,7 @@ TEST_CASE("create_graph: the jacobian of the gradient is the hessian; a third de
   const Variable T3 = fn::jacobian(
       [](const Variable& v) { return fn::hessian([](const Variable& u) { return sum(pow(u, 4.0)); }, v, {.create_graph = true}); },
       x);
-  REQUIRE(T3.shape() == Shape({3, 3, 3, 3}));
+  REQUIRE(T3.shape() == Shape({3, 3, 3}));  // [out 3, 3] x [in 3]
   for (int64_t i = 0; i < 3; ++i)
     for (int64_t j = 0; j < 3; ++j)
       for (int64_t k = 0; k < 3; ++k)
@@ -274,7 +272,7 @@ TEST_CASE("create_graph: the jacobian of the gradient is the hessian; a third de
   CHECK(max_abs(leaf.grad() - h1) < 1e-12);
 }
 
-TEST_CASE("HessianVectorProduct and top_hessian_eigenvalue on a model's parameters" * doctest::skip()) {
+TEST_CASE("HessianVectorProduct and top_hessian_eigenvalue on a model's parameters") {
   manual_seed(12);
   Generator g(12);
   Linear fc(3, 2);

@@ -251,8 +251,8 @@ TEST_CASE("gradcheck: RNN, LSTM, GRU modules, 2 layers, bidirectional, with and 
       RNN rnn({.input_size = I, .hidden_size = H, .num_layers = 2, .bidirectional = true});
       rnn.to(DType::F64);
       auto f = [&] {
-        RNNOutput o = rnn(x, h0, lengths);
-        return concat({reshape(o.output, {-1}), reshape(o.h_n, {-1})}, 0);
+        RecurrentOutput o = rnn(x, h0, lengths);
+        return concat({reshape(o.output, {-1}), reshape(o.h_n(), {-1})}, 0);
       };
       auto r = gradcheck(f, rnn.parameters() + std::vector{x, h0});
       CHECK_MESSAGE(r.ok, "RNN: " << r.summary());
@@ -261,8 +261,8 @@ TEST_CASE("gradcheck: RNN, LSTM, GRU modules, 2 layers, bidirectional, with and 
       LSTM lstm({.input_size = I, .hidden_size = H, .num_layers = 2, .bidirectional = true});
       lstm.to(DType::F64);
       auto f = [&] {
-        LSTMOutput o = lstm(x, {h0, c0}, lengths);
-        return concat({reshape(o.output, {-1}), reshape(o.h_n, {-1}), reshape(o.c_n, {-1})}, 0);
+        RecurrentOutput o = lstm(x, {h0, c0}, lengths);
+        return concat({reshape(o.output, {-1}), reshape(o.h_n(), {-1}), reshape(o.c_n(), {-1})}, 0);
       };
       auto r = gradcheck(f, lstm.parameters() + std::vector{x, h0, c0});
       CHECK_MESSAGE(r.ok, "LSTM: " << r.summary());
@@ -271,8 +271,8 @@ TEST_CASE("gradcheck: RNN, LSTM, GRU modules, 2 layers, bidirectional, with and 
       GRU gru({.input_size = I, .hidden_size = H, .num_layers = 2, .bidirectional = true});
       gru.to(DType::F64);
       auto f = [&] {
-        RNNOutput o = gru(x, h0, lengths);
-        return concat({reshape(o.output, {-1}), reshape(o.h_n, {-1})}, 0);
+        RecurrentOutput o = gru(x, h0, lengths);
+        return concat({reshape(o.output, {-1}), reshape(o.h_n(), {-1})}, 0);
       };
       auto r = gradcheck(f, gru.parameters() + std::vector{x, h0});
       CHECK_MESSAGE(r.ok, "GRU: " << r.summary());
@@ -320,24 +320,24 @@ TEST_CASE("a one-layer module is run_cell over its cell; layer 2 reads both dire
   const int64_t T = 5, B = 3, I = 4, H = 3;
   Variable x(randn({T, B, I}, gen));
   LSTM one({.input_size = I, .hidden_size = H});
-  LSTMOutput o = one(x);
+  RecurrentOutput o = one(x);
   SequenceResult r = run_cell(one.cell(0), x);
   CHECK(equal(o.output.data(), r.output.data()));
-  CHECK(o.h_n.shape() == Shape{1, B, H});
-  CHECK(equal(o.h_n.data().reshape({B, H}), r.final_state[0].data()));
-  CHECK(equal(o.c_n.data().reshape({B, H}), r.final_state[1].data()));
+  CHECK(o.h_n().shape() == Shape{1, B, H});
+  CHECK(equal(o.h_n().data().reshape({B, H}), r.final_state[0].data()));
+  CHECK(equal(o.c_n().data().reshape({B, H}), r.final_state[1].data()));
 
   GRU two({.input_size = I, .hidden_size = H, .num_layers = 2, .bidirectional = true});
-  RNNOutput g = two(x);
+  RecurrentOutput g = two(x);
   CHECK(g.output.shape() == Shape{T, B, 2 * H});
-  CHECK(g.h_n.shape() == Shape{4, B, H});
+  CHECK(g.h_n().shape() == Shape{4, B, H});
   SequenceResult f0 = run_cell(two.cell(0, 0), x), r0 = run_cell(two.cell(0, 1), x, {}, {}, Direction::Reverse);
   Variable layer1 = concat({f0.output, r0.output}, 2);  // [T,B,2H]
   SequenceResult f1 = run_cell(two.cell(1, 0), layer1), r1 = run_cell(two.cell(1, 1), layer1, {}, {}, Direction::Reverse);
   CHECK(allclose(g.output.data(), concat({f1.output.data(), r1.output.data()}, 2), 1e-6, 1e-7));
   const Tensor h_n = stack({f0.final_state[0].data(), r0.final_state[0].data(), f1.final_state[0].data(),
                             r1.final_state[0].data()}, 0);
-  CHECK(allclose(g.h_n.data(), h_n, 1e-6, 1e-7));
+  CHECK(allclose(g.h_n().data(), h_n, 1e-6, 1e-7));
   // The reverse direction reads the sequence backwards: its h at t=0 is its final state.
   CHECK(equal(narrow(r0.output.data(), 0, 0, 1).reshape({B, H}), r0.final_state[0].data()));
 }
@@ -349,12 +349,12 @@ TEST_CASE("batch_first: [B,T,I] in, [B,T,D*H] out, states stay [L*D,B,H]") {
   RNN bf({.input_size = 2, .hidden_size = 3, .num_layers = 2, .batch_first = true, .bidirectional = true});
   bf.load_state_dict(seq.state_dict());
   Variable x(randn({4, 5, 2}, gen));  // [T,B,I]
-  RNNOutput a = seq(x, Variable(), {4, 1, 2, 3, 4});
-  RNNOutput b = bf(transpose(x, 0, 1), Variable(), {4, 1, 2, 3, 4});
+  RecurrentOutput a = seq(x, Variable(), {4, 1, 2, 3, 4});
+  RecurrentOutput b = bf(transpose(x, 0, 1), Variable(), {4, 1, 2, 3, 4});
   CHECK(b.output.shape() == Shape{5, 4, 6});
   CHECK(equal(b.output.data(), transpose(a.output.data(), 0, 1)));
-  CHECK(b.h_n.shape() == Shape{4, 5, 3});
-  CHECK(equal(b.h_n.data(), a.h_n.data()));
+  CHECK(b.h_n().shape() == Shape{4, 5, 3});
+  CHECK(equal(b.h_n().data(), a.h_n().data()));
 }
 
 TEST_CASE("dropout between layers: training mode only, never after the last layer") {
@@ -423,17 +423,17 @@ TEST_CASE("modules with lengths: each sequence (both directions, 2 layers) as if
   Variable h0(randn({4, B, H}, gen, DType::F64)), c0(randn({4, B, H}, gen, DType::F64));
   LSTM lstm({.input_size = I, .hidden_size = H, .num_layers = 2, .bidirectional = true});
   lstm.to(DType::F64);
-  LSTMOutput o = lstm(x, {h0, c0}, lengths);
+  RecurrentOutput o = lstm(x, {h0, c0}, lengths);
   CHECK(o.output.shape() == Shape{T, B, 2 * H});
   for (int64_t b = 0; b < B; ++b) {
     CAPTURE(b);
     const int64_t L = lengths[static_cast<size_t>(b)];
-    LSTMOutput alone = lstm(one_sequence(x, b, L), {narrow(h0, 1, b, 1), narrow(c0, 1, b, 1)});
+    RecurrentOutput alone = lstm(one_sequence(x, b, L), {narrow(h0, 1, b, 1), narrow(c0, 1, b, 1)});
     const Tensor out_b = narrow(o.output.data(), 1, b, 1);
     CHECK(allclose(narrow(out_b, 0, 0, L), alone.output.data(), 1e-12, 1e-12));
     if (L < T) CHECK(equal(narrow(out_b, 0, L, T - L), zeros({T - L, 1, 2 * H}, DType::F64)));
-    CHECK(allclose(narrow(o.h_n.data(), 1, b, 1), alone.h_n.data(), 1e-12, 1e-12));
-    CHECK(allclose(narrow(o.c_n.data(), 1, b, 1), alone.c_n.data(), 1e-12, 1e-12));
+    CHECK(allclose(narrow(o.h_n().data(), 1, b, 1), alone.h_n().data(), 1e-12, 1e-12));
+    CHECK(allclose(narrow(o.c_n().data(), 1, b, 1), alone.c_n().data(), 1e-12, 1e-12));
   }
   // And the gradient reaches no padded input: padded steps do not influence anything.
   Variable xg(x.data().clone(), true);
@@ -573,11 +573,11 @@ TEST_CASE("truncated BPTT: forgetting detach() grows the graph and the second ba
   GRU gru({.input_size = 3, .hidden_size = 4});
   Variable h;
   Variable x1(randn({4, 2, 3}, gen)), x2(randn({4, 2, 3}, gen));
-  RNNOutput first = gru(x1, h);
+  RecurrentOutput first = gru(x1, h);
   Variable loss1 = mean(first.output);
   const int64_t size1 = graph_size(loss1);
   loss1.backward();
-  RNNOutput second = gru(x2, first.h_n);  // no detach: chunk 2 reaches back into chunk 1
+  RecurrentOutput second = gru(x2, first.h_n());  // no detach: chunk 2 reaches back into chunk 1
   Variable loss2 = mean(second.output);
   CHECK(graph_size(loss2) > size1);
   CHECK_THROWS_WITH_AS(loss2.backward(), doctest::Contains("already freed"), Error);
@@ -585,7 +585,7 @@ TEST_CASE("truncated BPTT: forgetting detach() grows the graph and the second ba
   CHECK_THROWS_WITH_AS(loss2.backward(), doctest::Contains("detach()"), Error);
 
   // The same with the state detached works.
-  Variable loss3 = mean(gru(x2, first.h_n.detach()).output);
+  Variable loss3 = mean(gru(x2, first.h_n().detach()).output);
   gru.zero_grad();
   loss3.backward();
   REQUIRE(gru.parameters()[1].grad().defined());  // weight_hh_l0
@@ -613,4 +613,33 @@ TEST_CASE("RNNOptions, LSTMOptions and GRUOptions share PyTorch's field order") 
   RNN relu({.input_size = 3, .hidden_size = 4, .num_layers = 1, .nonlinearity = Nonlinearity::Relu, .bias = true,
             .batch_first = false, .dropout = 0.0, .bidirectional = false});
   CHECK(relu.named_parameters().size() == 4);
+}
+
+TEST_CASE("RNN, LSTM and GRU run through one RecurrentStack interface; the state goes straight back in") {
+  Generator gen(3);
+  const Tensor x1 = randn({4, 2, 3}, gen), x2 = randn({5, 2, 3}, gen), x12 = concat({x1, x2}, 0);
+  manual_seed(5);
+  RNN rnn(RNNOptions{.input_size = 3, .hidden_size = 4, .num_layers = 2});
+  LSTM lstm(LSTMOptions{.input_size = 3, .hidden_size = 4, .num_layers = 2});
+  GRU gru(GRUOptions{.input_size = 3, .hidden_size = 4, .num_layers = 2});
+  RecurrentStack* stacks[] = {&rnn, &lstm, &gru};
+  for (RecurrentStack* s : stacks) {
+    CAPTURE(s->state_size());
+    // Two chunks with the state carried over equal one run over both.
+    RecurrentOutput a = (*s)(Variable(x1));
+    RecurrentOutput b = s->forward(Variable(x2), a.state);
+    RecurrentOutput whole = (*s)(Variable(x12));
+    REQUIRE(b.state.size() == s->state_size());
+    for (size_t k = 0; k < b.state.size(); ++k) {
+      CHECK(b.state[k].shape() == Shape{2, 2, 4});
+      CHECK(allclose(b.state[k].data(), whole.state[k].data(), 1e-5, 1e-6));
+    }
+    CHECK(allclose(b.output.data(), narrow(whole.output.data(), 0, 4, 5), 1e-5, 1e-6));
+    CHECK(equal(b.h_n().data(), b.state[0].data()));
+    // A state of the wrong kind is refused by name.
+    const State wrong = s->state_size() == 2 ? State{a.state[0]} : State{a.state[0], a.state[0]};
+    CHECK_THROWS_WITH_AS(s->forward(Variable(x2), wrong), doctest::Contains("initial state must be"), Error);
+  }
+  CHECK(equal(lstm(Variable(x1)).c_n().data(), lstm(Variable(x1)).state[1].data()));
+  CHECK_THROWS_WITH_AS(rnn(Variable(x1)).c_n(), doctest::Contains("only an LSTM has a cell state"), Error);
 }

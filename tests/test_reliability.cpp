@@ -113,8 +113,8 @@ TEST_CASE("anomaly mode: an exploding tanh RNN names the op and the time step, v
     // Without anomaly mode the inf goes through silently (as in PyTorch): the weight gradient
     // is inf * 0 = NaN.
     {
-      RNNOutput out = rnn(x);
-      sum(out.h_n).backward();
+      RecurrentOutput out = rnn(x);
+      sum(out.h_n()).backward();
       bool all_finite = true;
       for (double g : w_hh.grad().to_vector()) all_finite = all_finite && std::isfinite(g);
       CHECK_FALSE(all_finite);
@@ -127,7 +127,7 @@ TEST_CASE("anomaly mode: an exploding tanh RNN names the op and the time step, v
       sum(r.final_state[0]).backward();
     });
     rnn.zero_grad();
-    const std::string via_module = error_of([&] { sum(rnn(x).h_n).backward(); });
+    const std::string via_module = error_of([&] { sum(rnn(x).h_n()).backward(); });
     rnn.zero_grad();
     INFO(via_cell);
     INFO(via_module);
@@ -159,7 +159,7 @@ TEST_CASE("anomaly mode: an LSTM whose gradient explodes, and a forward overflow
     sum(r.final_state[0]).backward();
   });
   lstm.zero_grad();
-  const std::string via_module = error_of([&] { sum(lstm(x).h_n).backward(); });
+  const std::string via_module = error_of([&] { sum(lstm(x).h_n()).backward(); });
   INFO(via_cell);
   INFO(via_module);
   CHECK(via_cell.find("anomaly: backward of '") == 0);
@@ -348,8 +348,8 @@ struct TinyLM : Module {
     head = register_module("head", std::make_shared<Linear>(H, V));
   }
   Variable forward(const Tensor& ids, State& state) {
-    LSTMOutput out = (*lstm)((*embed)(ids), state);
-    state = {out.h_n, out.c_n};
+    RecurrentOutput out = (*lstm)((*embed)(ids), state);
+    state = out.state;
     return (*head)(out.output);  // [T,B,V]
   }
   std::shared_ptr<Embedding> embed;

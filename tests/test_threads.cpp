@@ -38,7 +38,7 @@ struct Regressor : Module {
   }
   Variable forward(const Variable& x) {
     State state;
-    LSTMOutput out = (*lstm)(x, state);                    // [T,B,H]
+    RecurrentOutput out = (*lstm)(x, state);                    // [T,B,H]
     return (*head)(narrow(out.output, 0, T - 1, 1));       // [1,B,1]
   }
   std::shared_ptr<LSTM> lstm;

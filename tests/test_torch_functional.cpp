@@ -49,11 +49,9 @@ TEST_CASE("functional: jacobian, vjp, jvp, hessian, hvp match torch.autograd.fun
   const fn::OutputAndDerivatives vj = fn::vjp(two_input, xw, V("v_out"));
   CHECK(max_diff(vj.derivatives[0].data(), T("vjp.0")) < 1e-12);
   CHECK(max_diff(vj.derivatives[1].data(), T("vjp.1")) < 1e-12);
-  // jvp, hessian and hvp need grad(create_graph), not in the engine yet: run with
-  // drop the doctest::skip() of the next test case once it is.
 }
 
-TEST_CASE("functional: jvp, hessian, hvp match torch.autograd.functional (needs create_graph)" * doctest::skip()) {
+TEST_CASE("functional: jvp, hessian, hvp match torch.autograd.functional (create_graph)") {
   const std::string py = torch_test::python_or_skip();
   if (py.empty()) return;
   Generator g(21);

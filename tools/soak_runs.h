@@ -207,8 +207,8 @@ struct CharLSTM : Module {
     head = register_module("head", std::make_shared<Linear>(H, V));
   }
   Variable forward(const Tensor& ids, State& state) {
-    LSTMOutput out = (*lstm)((*embed)(ids), state);  // [T,B,H]
-    state = {out.h_n, out.c_n};
+    RecurrentOutput out = (*lstm)((*embed)(ids), state);  // [T,B,H]
+    state = out.state;
     return (*head)(out.output);  // [T,B,V]
   }
   std::shared_ptr<Embedding> embed;
@@ -305,14 +305,14 @@ inline Report run_tbptt(const Options& opt, const OnSample& on_sample = {}) {
       target[static_cast<size_t>(t)] = xs[static_cast<size_t>(start + t + 1)];
     }
     {
-      LSTMOutput out = lstm(Variable(tensor(in, {len, 1, 1})), state);  // [len,1,H]
+      RecurrentOutput out = lstm(Variable(tensor(in, {len, 1, 1})), state);  // [len,1,H]
       Variable pred = head(out.output);                                 // [len,1,1]
       Variable loss = mse_loss(pred, tensor(target, {len, 1, 1}));
       adam.zero_grad();
       loss.backward();
       clip_grad_norm(params, opt.clip);
       adam.step();
-      state = {out.h_n.detach(), out.c_n.detach()};
+      state = detach(out.state);
       monitor.add_loss(loss.item());
     }
     if ((c + 1) % opt.sample_every == 0 || c + 1 == chunks) monitor.sample(c + 1);

@@ -73,8 +73,8 @@ Seq2SeqModel::Seq2SeqModel(int64_t src_vocab, int64_t tgt_vocab, int64_t embed, 
 }
 
 Seq2SeqModel::Encoded Seq2SeqModel::encode(const Seq2SeqBatch& batch) {
-  RNNOutput enc = (*encoder)((*src_embed)(batch.src), Variable(), batch.lengths);  // output [T,B,2H], h_n [2,B,H]
-  Variable last = concat({narrow(enc.h_n, 0, 0, 1), narrow(enc.h_n, 0, 1, 1)}, 2);   // [1,B,2H]
+  RecurrentOutput enc = (*encoder)((*src_embed)(batch.src), Variable(), batch.lengths);  // output [T,B,2H], h_n [2,B,H]
+  Variable last = concat({narrow(enc.h_n(), 0, 0, 1), narrow(enc.h_n(), 0, 1, 1)}, 2);   // [1,B,2H]
   Variable s0 = tanh((*init_state)(squeeze(last, 0)));                               // [B,2H]
   return {transpose(enc.output, 0, 1), s0};
 }
