@@ -214,13 +214,15 @@ int run(int argc, char** argv) {
   const std::string fig_loss = out + "/one_to_many_loss.svg";
   curve.save(fig_loss);
 
-  // A few held-out inputs: true wave (line) and generated wave (dashed, dots), stacked with an
-  // offset of 3 so they do not overlap.
+  // A few held-out inputs: true wave (solid) and generated wave (dashed, a marker at every
+  // step), stacked with an offset of 3 so they do not overlap.
   const int64_t shown = std::min<int64_t>(4, n_test);
   const Tensor generated = model.generate(test.u, T);  // [T,N,1]
   const std::vector<std::string> colors = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
   plot::LinePlot waves;
-  waves.title = "one_to_many: held-out (frequency, phase) -> wave; true (line) vs generated (dots), offset by 3";
+  waves.title =
+      "one_to_many: held-out (frequency, phase) -> wave; true (solid) vs generated (dashed, marker per step), "
+      "offset by 3";
   waves.xlabel = "time step t";
   waves.ylabel = "y_t + offset";
   waves.height = 560;
@@ -235,7 +237,7 @@ int run(int argc, char** argv) {
     const size_t i = static_cast<size_t>(k);
     waves.add(fmt::format("w={:.2f} phi={:.2f}", test.omega[i], test.phi[i]), ts, yt);
     waves.series.back().color = colors[i];
-    waves.add("  generated", ts, yg, true);
+    waves.add(fmt::format("generated w={:.2f}", test.omega[i]), ts, yg, true);
     waves.series.back().color = colors[i];
     waves.series.back().markers = true;  // visible even where it covers the true wave
   }

@@ -5,7 +5,8 @@
 #   ./scripts/readme_figures.sh                 # all examples, defaults (about 5 min on 1 core)
 #   ./scripts/readme_figures.sh adding seq2seq  # only these
 #   ./scripts/readme_figures.sh --sweeps        # also the multi-seed tables (adding --seeds 5 at
-#                                               # T=100 and 200, compare --seeds 5): ~20 min more
+#                                               # T=100 and 200, compare --seeds 5, bert_toy
+#                                               # --runs 5 at 2000 and 1000 pretraining steps): ~30 min more
 #
 # Examples whose data is not in the repository run only when it is there (digits:
 # ../shared/data/digits/digits.csv; char_lm's PTB row: ../shared/data/ptb/). Needs jq and a
@@ -50,6 +51,18 @@ row() {
   printf '| %s | %s | %.1f | %s |\n' "$prog" "$*" "$wall" "$figs"
 }
 
+# plain_row <program> [flags...]: for a program without --json: wall time and exit code only.
+plain_row() {
+  local prog=$1
+  shift
+  [ -x "$BIN/$prog" ] || { echo "| $prog | $* | - | not built ($BIN/$prog) |"; return; }
+  local t0 t1 rc=0
+  t0=$(date +%s.%N)
+  "$BIN/$prog" "$@" --out "$OUT/$prog" >/dev/null 2>&1 || rc=$?
+  t1=$(date +%s.%N)
+  printf '| %s | %s | %.1f | (no --json) exit code %d |\n' "$prog" "$*" "$(echo "$t1 - $t0" | bc)" "$rc"
+}
+
 wanted demo && row demo
 wanted adding && row adding
 wanted gradient_flow && row gradient_flow
@@ -71,11 +84,14 @@ wanted dates && row dates
 wanted dtmf && row dtmf
 if wanted digits && [ -f "$DATA/digits/digits.csv" ]; then row digits; fi
 wanted caption && row caption
-wanted explore && row explore
+wanted explore && plain_row explore
 wanted transformer && row transformer
 wanted bert_toy && row bert_toy
+wanted jacobian && row jacobian
 if [ $sweeps = 1 ]; then
   wanted adding && row adding --T 100 --seeds 5
   wanted adding && row adding --T 200 --seeds 5
   wanted compare && row compare --seeds 5
+  wanted bert_toy && row bert_toy --runs 5                  # seeds 0-4, pretraining 2000 steps
+  wanted bert_toy && row bert_toy --runs 5 --pt-steps 1000  # half of it: the gain is not robust
 fi

@@ -6,6 +6,7 @@
 
 #include "test_support.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -111,6 +112,38 @@ TEST_CASE("bert_toy: the masked-token loss falls and fine-tuning beats the major
         doctest::Approx(number(r.json, "pretrained_accuracy") - number(r.json, "scratch_accuracy")));
   check_svg(dir + "/pretrain_loss.svg", {"<polyline", "held-out", "masked-token pretraining"});
   check_svg(dir + "/finetune_accuracy.svg", {"<polyline", "pretrained", "scratch", "majority class"});
+}
+
+// --runs N repeats the whole run (corpus, pool, pretraining) for --seed .. --seed+N-1: its
+// summary must be made of exactly what the single runs give (a tiny, quick configuration;
+// what it learns is not the point here).
+TEST_CASE("bert_toy: --runs 2 summarises the runs --seed 1 and --seed 2 exactly") {
+  const std::string dir = out_dir("bert_toy_runs");
+  const std::string flags =
+      "--corpus-size 400 --pt-steps 10 --pt-batch 16 --labelled 40 --ft-steps 10 --seeds 2 --eval-every 5 "
+      "--d-model 16 --heads 2 --layers 1 --ff 32 --toy-test 60 --json --out " +
+      dir;
+  const example_test::Run a = example_test::run("bert_toy", flags + " --seed 1");
+  const example_test::Run b = example_test::run("bert_toy", flags + " --seed 2");
+  const example_test::Run r = example_test::run("bert_toy", flags + " --seed 1 --runs 2");
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(b.exit_code == 0);
+  REQUIRE(r.exit_code == 0);
+  REQUIRE_FALSE(r.json.empty());
+  using example_test::number;
+  for (const char* what : {"pretrained", "scratch"}) {
+    const double x = number(a.json, std::string(what) + "_accuracy"), y = number(b.json, std::string(what) + "_accuracy");
+    CHECK(number(r.json, std::string(what) + "_min") == doctest::Approx(std::min(x, y)));
+    CHECK(number(r.json, std::string(what) + "_max") == doctest::Approx(std::max(x, y)));
+    CHECK(number(r.json, std::string(what) + "_median") == doctest::Approx(0.5 * (x + y)));
+  }
+  const double ga = number(a.json, "gain"), gb = number(b.json, "gain");
+  CHECK(number(r.json, "gain_min") == doctest::Approx(std::min(ga, gb)));
+  CHECK(number(r.json, "gain_max") == doctest::Approx(std::max(ga, gb)));
+  CHECK(number(r.json, "runs_with_gain") == (ga > 0) + (gb > 0));
+  CHECK(number(r.json, "pairs") == 4);
+  CHECK(number(r.json, "pairs_with_gain") ==
+        number(a.json, "pretrained_wins") + number(b.json, "pretrained_wins"));
 }
 
 TEST_CASE("bert_toy: a missing SST folder is an error (exit 1, no result line)") {
