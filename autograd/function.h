@@ -46,6 +46,23 @@ struct GradMap;
 [[noreturn]] void no_graph_backward(const char* op);
 }  // namespace detail
 
+namespace detail {
+/// The thin weight-gradient terms dy_k^T x_k of one leaf, held until backward reaches it
+/// and then summed in one GEMM (Note [deferred weight gradients] in autograd/variable.cpp).
+class DeferredWeightGrad {
+public:
+  bool empty() const { return dys_.empty(); }
+  /// Holds dy [K,O] and x [K,I]; true once enough rows are held to sum them now.
+  bool hold(const Tensor& dy, const Tensor& x);
+  /// The held terms stacked into one dy [sum K,O] and x [sum K,I]; empties the holder.
+  std::pair<Tensor, Tensor> take();
+  void clear();
+private:
+  std::vector<Tensor> dys_, xs_;
+  int64_t rows_ = 0;
+};
+}  // namespace detail
+
 /// A recorded op's output value and the edges to its inputs. (Internal; users go through
 /// Variable and record().)
 struct Node {
@@ -68,10 +85,7 @@ struct Node {
   struct Extra {            // name, hooks, deferred products: rare, kept off the hot path
     std::string name;
     std::vector<std::function<void(const Tensor&)>> hooks;
-    // Thin weight-gradient products a_k^T b_k waiting to be summed in one GEMM during
-    // backward (Note [deferred weight gradients] in autograd/variable.cpp).
-    std::vector<Tensor> pending_a, pending_b;
-    int64_t pending_rows = 0;
+    detail::DeferredWeightGrad deferred;  // Note [deferred weight gradients]
   };
   std::unique_ptr<Extra> extra;
 
@@ -113,10 +127,13 @@ public:
   void add_narrow(int i, int axis, int64_t start, const Tensor& g);
   /// grad(input i) += op(a) op(b) for 2-D a, b (op = transpose when asked): the GEMM
   /// accumulates straight into an existing gradient (beta = 1), so a weight used at every
-  /// time step costs no temporary per step. A thin a^T b into a leaf (a weight gradient
-  /// dy^T x of a few rows, e.g. batch 1) is deferred and summed with the other such terms
-  /// in one GEMM when backward reaches the leaf (Note [deferred weight gradients]).
+  /// time step costs no temporary per step.
   void add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+  /// grad(input i) += dy^T x: the gradient of a weight W [O,I] used as x W^T (dy [N,O],
+  /// x [N,I]). Into a leaf, a thin term (a few rows, e.g. batch 1) is held and summed with
+  /// the leaf's other such terms in one GEMM when backward reaches it (Note [deferred
+  /// weight gradients]); otherwise add_matmul(i, dy, x, true, false).
+  void add_weight_grad(int i, const Tensor& dy, const Tensor& x);
   /// The value of input i as the formula reads it: here the captured tensor itself
   /// (Note [one formula, two value types]).
   const Tensor& in(int /*i*/, const Tensor& value) const { return value; }
@@ -148,6 +165,8 @@ public:
   void add_narrow(int i, int axis, int64_t start, const Variable& g);
   /// grad(input i) += op(a) op(b) (a matmul op, then add).
   void add_matmul(int i, const Variable& a, const Variable& b, bool trans_a = false, bool trans_b = false);
+  /// grad(input i) += dy^T x (a matmul op, then add; nothing is deferred).
+  void add_weight_grad(int i, const Variable& dy, const Variable& x) { add_matmul(i, dy, x, true, false); }
   /// Input i as a Variable (its dropped value put back from `value` first), viewed in
   /// value's shape; a constant Variable(value) when input i does not require grad.
   Variable in(int i, const Tensor& value) const;

@@ -6,7 +6,8 @@
 // a <script> that lays it out and draws it on a canvas (so 20,000 nodes stay responsive).
 // The C++ side only collects facts; all layout happens in the page:
 //   - nodes: every node reachable from the root, in recording order (leaves first), each
-//     with op, user name, shape, StepScope step, input ids, forward rank "f", backward rank
+//     with op, name (set_name, else its name in HtmlOptions::names), kind ("op",
+//     "parameter", "input", or "leaf" when no names were given), shape, StepScope step, input ids, forward rank "f", backward rank
 //     "b" (the order the engine computed its gradient), and summaries [min, mean, max, L2
 //     norm] of value "v" and gradient "g"; tensors of at most small_numel elements are
 //     stored whole ("vs"/"gs": rows, cols, values) for the heatmaps; larger ones never.
@@ -29,6 +30,10 @@ namespace unroll {
 
 namespace detail {
 void write_text_file(const char* who, const std::string& path, const std::string& text);
+// Leaf names and kinds, shared with to_dot (autograd/graph.cpp).
+std::unordered_map<const Node*, std::string> leaf_names(const NamedVariables& names);
+std::string display_name(const Node* n, const std::unordered_map<const Node*, std::string>& names);
+const char* node_kind(const Node* n, const std::unordered_map<const Node*, std::string>& names, bool have_names);
 }
 
 namespace {
@@ -226,6 +231,7 @@ std::string to_html(const Variable& root, const HtmlOptions& opt) {
   for (size_t i = 0; i < nodes.size(); ++i) id[nodes[i]] = i;
   const bool grads_traced = trace && trace->last_root == root.node();
   const int64_t small = trace ? trace->small_numel : 64;
+  const std::unordered_map<const Node*, std::string> leaf_names = detail::leaf_names(opt.names);
 
   std::string js = fmt::format("{{\"title\":{},\"n\":{},\"traced\":{},\"collapsed\":{},\"nodes\":[\n",
                                json_string(opt.title), nodes.size(), all_traced ? "true" : "false",
@@ -238,9 +244,10 @@ std::string to_html(const Variable& root, const HtmlOptions& opt) {
   for (size_t i = 0; i < nodes.size(); ++i) {
     const Node* n = nodes[i];
     const Entry* e = entry(n);
-    const std::string name = n->extra ? n->extra->name : std::string();
-    js += fmt::format("{}{{\"id\":{},\"op\":{},\"name\":{},\"shape\":[", i ? ",\n" : "", i,
-                      json_string(n->op ? n->op : "leaf"), json_string(name));
+    const std::string name = detail::display_name(n, leaf_names);
+    js += fmt::format("{}{{\"id\":{},\"op\":{},\"name\":{},\"kind\":\"{}\",\"shape\":[", i ? ",\n" : "", i,
+                      json_string(n->op ? n->op : "leaf"), json_string(name),
+                      detail::node_kind(n, leaf_names, !opt.names.empty()));
     const Shape& sh = n->value_shape();
     for (int d = 0; d < sh.ndim(); ++d) js += fmt::format("{}{}", d ? "," : "", sh[d]);
     js += fmt::format("],\"step\":{},\"in\":[", n->step);

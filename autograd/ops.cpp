@@ -266,7 +266,7 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
                 [x2, wd = w.data(), in = x.shape()](const auto& dy, auto& g) {
                   const auto dy2 = reshape(dy, {x2.size(0), wd.size(0)});  // [N, O]
                   if (g.needs(0)) g.add(0, reshape(matmul(dy2, g.in(1, wd)), in));
-                  if (g.needs(1)) g.add_matmul(1, dy2, g.in(0, x2), true, false);
+                  if (g.needs(1)) g.add_weight_grad(1, dy2, g.in(0, x2));
                   if (g.n_inputs() > 2 && g.needs(2)) g.add(2, sum(dy2, 0));
                 });
 }
@@ -308,9 +308,9 @@ Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, con
   return record("linear2", y, std::span<const Variable* const>(inputs, static_cast<size_t>(n_inputs)),
                 [x1d = x1.data(), w1d = w1.data(), x2d = x2.data(), w2d = w2.data()](const auto& dy, auto& g) {
                   if (g.needs(0)) g.add_matmul(0, dy, g.in(1, w1d));
-                  if (g.needs(1)) g.add_matmul(1, dy, g.in(0, x1d), true, false);
+                  if (g.needs(1)) g.add_weight_grad(1, dy, g.in(0, x1d));
                   if (g.needs(2)) g.add_matmul(2, dy, g.in(3, w2d));
-                  if (g.needs(3)) g.add_matmul(3, dy, g.in(2, x2d), true, false);
+                  if (g.needs(3)) g.add_weight_grad(3, dy, g.in(2, x2d));
                   const bool b4 = g.n_inputs() > 4 && g.needs(4), b5 = g.n_inputs() > 5 && g.needs(5);
                   if (!b4 && !b5) return;
                   const auto db = sum(dy, 0);  // [O]

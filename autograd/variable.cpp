@@ -101,7 +101,8 @@ Node::Extra& extra_of(Node* n) {
 // whose depth K is the batch size. At batch 1 that is a rank-1 update: it reads and writes
 // the whole [O,I] gradient to add O*I products, so it is bound by memory, not arithmetic
 // (~10-20 GFLOP/s here, against ~150 for a deep product; it was 28% of a batch-1 LSTM
-// step). So Grads::add_matmul sets thin terms (K <= kDeferRows) into a leaf aside, holding
+// step). So Grads::add_weight_grad (linear's and linear2's dW = dy^T x) sets thin terms
+// (K <= kDeferRows) into a leaf aside in a DeferredWeightGrad, holding
 // references to dy_t and x_t, and the engine adds them when it reaches the leaf, which in
 // reverse topological order comes after the leaf's last consumer: the rows of all dy_t
 // and of all x_t are stacked and ONE GEMM of depth sum(K) adds the lot into the gradient.
@@ -114,28 +115,40 @@ Node::Extra& extra_of(Node* n) {
 // held so far are added before the error leaves, as they would have been without deferral.
 constexpr int64_t kDeferRows = 8, kFlushRows = 1024;
 
-bool has_pending(const Node* n) { return n->extra && !n->extra->pending_a.empty(); }
+bool has_pending(const Node* n) { return n->extra && !n->extra->deferred.empty(); }
 
 void flush_pending(Node* n) {
-  auto& x = *n->extra;
-  Tensor a, b;
-  if (x.pending_a.size() == 1) {
-    a = std::move(x.pending_a[0]);
-    b = std::move(x.pending_b[0]);
-  } else {
-    a = concat(x.pending_a, 0);  // [sum K, O]
-    b = concat(x.pending_b, 0);  // [sum K, I]
-  }
-  x.pending_a.clear();
-  x.pending_b.clear();
-  x.pending_rows = 0;
-  if (n->grad.defined() && n->grad.unique() && n->grad.dtype() == a.dtype())
-    addmm_(n->grad, a, b, true, false);
+  auto [dy, x] = n->extra->deferred.take();  // [sum K, O], [sum K, I]
+  if (n->grad.defined() && n->grad.unique() && n->grad.dtype() == dy.dtype())
+    addmm_(n->grad, dy, x, true, false);
   else
-    accumulate(n, matmul(a, b, true, false));
+    accumulate(n, matmul(dy, x, true, false));
 }
 
 }  // namespace
+
+namespace detail {
+bool DeferredWeightGrad::hold(const Tensor& dy, const Tensor& x) {
+  dys_.push_back(dy);
+  xs_.push_back(x);
+  rows_ += dy.shape()[0];
+  return rows_ >= kFlushRows;
+}
+
+std::pair<Tensor, Tensor> DeferredWeightGrad::take() {
+  std::pair<Tensor, Tensor> out;
+  if (dys_.size() == 1) out = {std::move(dys_[0]), std::move(xs_[0])};
+  else out = {concat(dys_, 0), concat(xs_, 0)};
+  clear();
+  return out;
+}
+
+void DeferredWeightGrad::clear() {
+  dys_.clear();
+  xs_.clear();
+  rows_ = 0;
+}
+}  // namespace detail
 
 // ---- Node -------------------------------------------------------------------------------
 
@@ -232,20 +245,23 @@ void Grads::add_narrow(int i, int axis, int64_t start, const Tensor& g) {
 void Grads::add_matmul(int i, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   Node* in = target(i);
   if (!in) return;
-  if (in->op == nullptr && !t_anomaly && trans_a && !trans_b && a.ndim() == 2 && b.ndim() == 2 && a.shape()[0] <= kDeferRows &&
-      a.shape()[0] == b.shape()[0] && a.dtype() == b.dtype() && a.dtype() == in->value_dtype() &&
-      in->value_shape().ndim() == 2 && in->value_shape()[0] == a.shape()[1] && in->value_shape()[1] == b.shape()[1]) {
-    Node::Extra& x = extra_of(in);  // Note [deferred weight gradients]
-    x.pending_a.push_back(a);
-    x.pending_b.push_back(b);
-    x.pending_rows += a.shape()[0];
-    if (x.pending_rows >= kFlushRows) flush_pending(in);
-    return;
-  }
   if (in->grad.defined() && in->grad.unique() && in->grad.ndim() == 2 && in->grad.dtype() == a.dtype())
     addmm_(in->grad, a, b, trans_a, trans_b);  // checks the shapes
   else
     add(i, matmul(a, b, trans_a, trans_b));
+}
+
+void Grads::add_weight_grad(int i, const Tensor& dy, const Tensor& x) {
+  Node* in = target(i);
+  if (!in) return;
+  const Shape& w = in->value_shape();
+  if (in->op == nullptr && !t_anomaly && dy.ndim() == 2 && x.ndim() == 2 && dy.shape()[0] <= kDeferRows &&
+      dy.shape()[0] == x.shape()[0] && w.ndim() == 2 && w[0] == dy.shape()[1] && w[1] == x.shape()[1] &&
+      dy.dtype() == x.dtype() && dy.dtype() == in->value_dtype()) {
+    if (extra_of(in).deferred.hold(dy, x)) flush_pending(in);  // Note [deferred weight gradients]
+    return;
+  }
+  add_matmul(i, dy, x, true, false);
 }
 
 // ---- GradsGraph: the recorded backward (create_graph) -------------------------------------
@@ -520,9 +536,7 @@ void run_engine(const EngineRun& run) {
         try {
           flush_pending(n);
         } catch (...) {
-          n->extra->pending_a.clear();
-          n->extra->pending_b.clear();
-          n->extra->pending_rows = 0;
+          n->extra->deferred.clear();
         }
       }
     restore();

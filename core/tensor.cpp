@@ -98,6 +98,7 @@ struct Pool {
   size_t cached = 0;
   int64_t live = 0;  // requested bytes of live storage (memory_stats)
   int64_t peak = 0;
+  detail::StorageWatcher* watcher = nullptr;  // the memory meter, when one is alive
   ~Pool() {
     for (auto& list : free)
       for (Storage* s : list) std::free(s);
@@ -144,11 +145,13 @@ Storage* allocate_storage(size_t bytes) {
   s->bytes = bytes;
   pool.live += static_cast<int64_t>(bytes);
   pool.peak = std::max(pool.peak, pool.live);
+  if (pool.watcher) [[unlikely]] pool.watcher->on_alloc(s, bytes);
   return s;
 }
 
 void release_storage(Storage* s) {
   if (--s->refs) return;
+  if (pool.watcher) [[unlikely]] pool.watcher->on_free(s);
   pool.live -= static_cast<int64_t>(s->bytes);
   size_t block = size_t{1} << s->size_class;
   if (pool.cached + block <= kPoolLimit) {
@@ -163,6 +166,7 @@ void release_storage(Storage* s) {
 
 MemoryStats memory_stats() { return {pool.live, pool.peak}; }
 void reset_peak_memory() { pool.peak = pool.live; }
+detail::StorageWatcher*& detail::storage_watcher() { return pool.watcher; }
 
 // ---- Tensor -----------------------------------------------------------------------------
 

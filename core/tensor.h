@@ -96,6 +96,8 @@ public:
   /// True when no other Tensor shares this storage (safe to modify in place).
   bool unique() const;
   bool same_storage(const Tensor& o) const { return st_ == o.st_; }
+  /// The storage's identity (nullptr when undefined): equal for tensors that share storage.
+  const void* storage_id() const { return st_; }
 
 private:
   Storage* st_ = nullptr;
@@ -118,6 +120,19 @@ struct MemoryStats {
 };
 MemoryStats memory_stats();
 void reset_peak_memory();  ///< peak_bytes = live_bytes
+
+namespace detail {
+/// Told of every tensor storage allocated or freed on this thread while installed (the
+/// per-step memory meter, MemoryMeter in autograd/graph.h): the storage's identity (as
+/// Tensor::storage_id) and its requested bytes. One pointer test per allocation and per
+/// final release when nobody watches. A storage freed on another thread is not reported.
+struct StorageWatcher {
+  virtual ~StorageWatcher() = default;
+  virtual void on_alloc(const void* storage, size_t bytes) = 0;
+  virtual void on_free(const void* storage) = 0;
+};
+StorageWatcher*& storage_watcher();  ///< this thread's watcher (nullptr: none)
+}  // namespace detail
 
 // ---- creation -------------------------------------------------------------------------
 Tensor zeros(const Shape& shape, DType dtype = DType::F32);
