@@ -16,10 +16,17 @@
 //   jacobian_init.svg      sigma_max(dh_T/dh_0) for T = 1..200 at PyTorch's default init,
 //                          with the tanh RNN's bound sigma_max(W_hh)^T (median over seeds)
 //   jacobian_trained.svg   the same after a short training on the adding problem
-//   sharpness.svg          with --sharp-every N: the top eigenvalue of the Hessian of the
-//                          training loss (power iteration on Hessian-vector products) during
-//                          that training. Needs the engine's grad(create_graph), which is not
-//                          merged yet: until then --sharp-every > 0 stops with its error.
+//   sharpness.svg          the top eigenvalue lambda_max of the Hessian of the training loss
+//                          (an MSE on a fixed batch of 64 sequences) every --sharp-every steps
+//                          of that training, by Lanczos on Hessian-vector products
+//                          (functional::HessianVectorProduct: one gradient with create_graph,
+//                          then one more backward per product). At the first and last
+//                          measurements the iteration is run twice as long (convergence check),
+//                          power iteration with the same number of products
+//                          (functional::top_hessian_eigenvalue) is run for comparison, and for
+//                          a model with at most --hessian-check parameters the full Hessian is
+//                          built from one product per parameter and its largest eigh
+//                          eigenvalue compared.
 // Each J_t is functional::jacobian of ONE step, and dh_T/dh_0 = J_T (dh_{T-1}/dh_0) is built
 // incrementally (200 small Jacobians, not a 200-step graph per T); for T <= --check-T the
 // product is compared with a direct jacobian of the T-step unrolled function. Singular
@@ -136,16 +143,108 @@ JacobianCurve jacobian_curve(LastStepRegressor& model, const Tensor& x, int64_t 
 
 // ---- sharpness ----------------------------------------------------------------------------
 
-/// The top eigenvalue of the Hessian of the MSE on `batch` w.r.t. all of the model's
-/// parameters, by power iteration on Hessian-vector products, in float64.
-double sharpness(LastStepRegressor& model, const AddingBatch& batch, int iters, uint64_t seed) {
+struct Sharpness {
+  double lambda = NAN;   ///< Lanczos estimate after `iters` Hessian-vector products
+  double doubled = NAN;  ///< the same iteration continued to 2 * iters (if checked)
+  double power = NAN;    ///< power iteration with `iters` products (if checked)
+  double full = NAN;     ///< eigenvalue of largest magnitude of the full Hessian (if checked)
+};
+
+double dot(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += sum(a[i] * b[i]).item();
+  return s;
+}
+
+/// The top (most positive) eigenvalue lambda_max of the Hessian of the MSE on `batch` w.r.t.
+/// all of the model's parameters, in float64, by `iters` Lanczos steps (one Hessian-vector
+/// product each) from a seeded random start. With `check`, Lanczos goes on to 2 * iters,
+/// power iteration with `iters` products runs for comparison (it finds the eigenvalue of
+/// largest magnitude, and converges slowly when the top two are close, as at init), and if
+/// the model has at most `full_max` parameters the full Hessian (one product per parameter)
+/// is diagonalised by linalg::eigh.
+Sharpness sharpness(LastStepRegressor& model, const AddingBatch& batch, int iters, uint64_t seed, bool check,
+                    int64_t full_max) {
   const DType dtype = model.parameters().front().dtype();
   model.to(DType::F64);
+  const std::vector<Variable> params = model.parameters();
   const Variable loss = mse_loss(model.forward(Variable(batch.x.to(DType::F64))), batch.y.to(DType::F64));
-  const double top = functional::top_hessian_eigenvalue(loss, model.parameters(), iters, seed);
+  const functional::HessianVectorProduct H(loss, params);
+  const int total = check ? 2 * iters : iters;
+  // Lanczos with full reorthogonalisation: after j products, the tridiagonal T_j = Q_j^T H Q_j
+  // of the Krylov basis Q_j = [q_1 .. q_j], whose top eigenvalue (linalg::eigh) approaches
+  // lambda_max from below, much faster than power iteration does.
+  Generator gen(seed);
+  std::vector<std::vector<Tensor>> q(1);
+  for (const Variable& p : params) q[0].push_back(randn(p.shape(), gen, DType::F64));
+  const double n0 = std::sqrt(dot(q[0], q[0]));
+  for (Tensor& t : q[0]) t = t / n0;
+  std::vector<double> alpha, beta;
+  auto top_of_tridiagonal = [&]() {
+    const int64_t m = static_cast<int64_t>(alpha.size());
+    std::vector<double> t(static_cast<size_t>(m * m), 0.0);
+    for (int64_t a = 0; a < m; ++a) {
+      t[static_cast<size_t>(a * m + a)] = alpha[static_cast<size_t>(a)];
+      if (a + 1 < m) t[static_cast<size_t>(a * m + a + 1)] = t[static_cast<size_t>((a + 1) * m + a)] = beta[static_cast<size_t>(a)];
+    }
+    return linalg::eigh(tensor(t, {m, m}, DType::F64)).values.to_vector().back();
+  };
+  Sharpness out;
+  for (int it = 1; it <= total; ++it) {
+    std::vector<Tensor> w = H.apply(q.back());
+    alpha.push_back(dot(q.back(), w));
+    for (int pass = 0; pass < 2; ++pass)  // Gram-Schmidt against the whole basis, twice
+      for (const std::vector<Tensor>& b : q) {
+        const double c = dot(b, w);
+        for (size_t i = 0; i < w.size(); ++i) w[i] = w[i] - b[i] * c;
+      }
+    if (it == iters) out.lambda = top_of_tridiagonal();
+    if (it == total && check) out.doubled = top_of_tridiagonal();
+    const double nw = std::sqrt(dot(w, w));
+    if (nw <= 1e-12 * std::abs(alpha.back())) {  // an invariant subspace: T_j is exact
+      if (!std::isfinite(out.lambda)) out.lambda = top_of_tridiagonal();
+      if (check) out.doubled = top_of_tridiagonal();
+      break;
+    }
+    beta.push_back(nw);
+    for (Tensor& t : w) t = t / nw;
+    q.push_back(std::move(w));
+  }
+  if (check) out.power = functional::top_hessian_eigenvalue(loss, params, iters, seed);
+  int64_t n = 0;
+  for (const Variable& p : params) n += p.numel();
+  if (check && n <= full_max) {
+    // H column by column: H e_j for every parameter element j.
+    std::vector<double> h(static_cast<size_t>(n * n));
+    std::vector<Tensor> e;
+    for (const Variable& p : params) e.push_back(zeros(p.shape(), DType::F64));
+    for (int64_t j = 0; j < n; ++j) {
+      std::vector<Tensor> ej = e;
+      int64_t off = j;
+      for (size_t i = 0; i < params.size(); ++i) {
+        if (off < params[i].numel()) {
+          std::vector<double> one(static_cast<size_t>(params[i].numel()), 0.0);
+          one[static_cast<size_t>(off)] = 1;
+          ej[i] = tensor(one, params[i].shape(), DType::F64);
+          break;
+        }
+        off -= params[i].numel();
+      }
+      int64_t row = 0;
+      for (const Tensor& col : H.apply(ej))
+        for (double x : col.to_vector()) h[static_cast<size_t>(row++ * n + j)] = x;
+    }
+    for (int64_t a = 0; a < n; ++a)  // symmetrise away rounding
+      for (int64_t b = a + 1; b < n; ++b) {
+        const double m = 0.5 * (h[static_cast<size_t>(a * n + b)] + h[static_cast<size_t>(b * n + a)]);
+        h[static_cast<size_t>(a * n + b)] = h[static_cast<size_t>(b * n + a)] = m;
+      }
+    const std::vector<double> ev = linalg::eigh(tensor(h, {n, n}, DType::F64)).values.to_vector();
+    out.full = ev.back();
+  }
   model.zero_grad();
   model.to(dtype);
-  return top;
+  return out;
 }
 
 // ---- seeds, medians -----------------------------------------------------------------------
@@ -182,6 +281,7 @@ struct CellResult {
   CellKind kind;
   std::vector<JacobianCurve> init, trained;              // per seed
   std::vector<std::vector<double>> sharp;                // per seed: top eigenvalue at sharp_steps
+  std::vector<Sharpness> sharp_check;                    // per seed: the first and last measurements, checked
   std::vector<double> test_mse;                          // per seed
 };
 
@@ -201,8 +301,9 @@ static int run(int argc, char** argv) {
   cfg.lr = cli.get_double("lr", 3e-3, "Adam learning rate");
   cfg.clip = cli.get_double("clip", 1.0, "clip_grad_norm max norm (0: none)");
   cfg.test_size = cli.get_int("test", 500, "held-out sequences for the test MSE");
-  const int64_t sharp_every = cli.get_int("sharp-every", 0, "training steps between sharpness measurements (0: none; needs the engine's grad(create_graph), not merged yet)");
-  const int64_t power_iters = cli.get_int("power-iters", 20, "Hessian-vector products per sharpness measurement");
+  const int64_t sharp_every = cli.get_int("sharp-every", 200, "training steps between sharpness measurements (0: none)");
+  const int64_t hvps = cli.get_int("hvps", 20, "Hessian-vector products (Lanczos steps) per sharpness measurement");
+  const int64_t hessian_check = cli.get_int("hessian-check", 400, "at the first and last sharpness measurements, build the full Hessian and compare its eigh top eigenvalue for models with at most this many parameters");
   const int64_t check_T = cli.get_int("check-T", 4, "compare the product with a direct jacobian for T <= this");
   const double rnn_norm = cli.get_double("rnn-norm", 0,
                                          "if > 0, rescale the tanh RNN's W_hh at init to this sigma_max "
@@ -212,20 +313,20 @@ static int run(int argc, char** argv) {
   const std::string out = cli.out_dir();
   cli.done();
   UNROLL_CHECK(T >= 1 && hidden >= 1 && n_seeds >= 1 && cfg.T >= 2 && cfg.steps >= 1 && cfg.batch >= 1 &&
-                   cfg.test_size >= 1 && sharp_every >= 0 && power_iters >= 1 && check_T >= 0 && rnn_norm >= 0,
-               "jacobian: need T, hidden, seeds, train-steps, batch, test, power-iters >= 1, train-T >= 2, "
-               "sharp-every, check-T, rnn-norm >= 0");
+                   cfg.test_size >= 1 && sharp_every >= 0 && hvps >= 1 && check_T >= 0 && rnn_norm >= 0 && hessian_check >= 0,
+               "jacobian: need T, hidden, seeds, train-steps, batch, test, hvps >= 1, train-T >= 2, "
+               "sharp-every, check-T, rnn-norm, hessian-check >= 0");
   plot::make_dirs(out);
   cfg.hidden = hidden;
   fmt::print("dh_T/dh_0 for T = 1..{} along one adding-problem sequence; hidden {}; {} seed(s) from {}\n", T, hidden,
              n_seeds, seed0);
   fmt::print("training: adding problem T={}, {} Adam steps (lr {}, batch {}, clip {}); sharpness every {} steps "
-             "({} Hessian-vector products)\n\n",
-             cfg.T, cfg.steps, cfg.lr, cfg.batch, cfg.clip, sharp_every, power_iters);
+             "({} Lanczos steps = Hessian-vector products)\n\n",
+             cfg.T, cfg.steps, cfg.lr, cfg.batch, cfg.clip, sharp_every, hvps);
 
   // Models, data, training and the measurements: per seed, per cell.
   std::vector<CellResult> results;
-  for (CellKind kind : kAllCells) results.push_back({kind, {}, {}, {}, {}});
+  for (CellKind kind : kAllCells) results.push_back({kind, {}, {}, {}, {}, {}});
   std::vector<double> sharp_steps;
   double seconds = 0;
   for (int64_t k = 0; k < n_seeds; ++k) {
@@ -246,12 +347,19 @@ static int run(int argc, char** argv) {
       std::vector<double> sharp;
       AddingConfig c = cfg;
       c.seed = seed;
-      const uint64_t power_seed = seed + 13;
+      const uint64_t lanczos_seed = seed + 13;
       if (sharp_every > 0) {
-        sharp.push_back(sharpness(model, sharp_batch, static_cast<int>(power_iters), power_seed));
+        const Sharpness at_init =
+            sharpness(model, sharp_batch, static_cast<int>(hvps), lanczos_seed, true, hessian_check);
+        sharp.push_back(at_init.lambda);
+        r.sharp_check.push_back(at_init);
         c.after_step = [&](int64_t step) {
-          if (step % sharp_every == 0)
-            sharp.push_back(sharpness(model, sharp_batch, static_cast<int>(power_iters), power_seed));
+          if (step % sharp_every != 0 && step != cfg.steps) return;
+          const bool at_end = step == cfg.steps;
+          const Sharpness m =
+              sharpness(model, sharp_batch, static_cast<int>(hvps), lanczos_seed, at_end, hessian_check);
+          sharp.push_back(m.lambda);
+          if (at_end) r.sharp_check.push_back(m);
         };
       }
       const TrainLog log = train_adding(model, c, fmt::format("{} (seed {})", name, seed));
@@ -262,6 +370,7 @@ static int run(int argc, char** argv) {
     }
   }
   for (int64_t s = 0; sharp_every > 0 && s <= cfg.steps; s += sharp_every) sharp_steps.push_back(static_cast<double>(s));
+  if (sharp_every > 0 && cfg.steps % sharp_every != 0) sharp_steps.push_back(static_cast<double>(cfg.steps));
 
   // Evaluation: sigma_max(dh_T/dh_0) at T = 10, 50, 200 (median [min, max] over seeds).
   JsonLine result;
@@ -319,18 +428,41 @@ static int run(int argc, char** argv) {
     fmt::print("{:<10} test MSE {:.4f} [{:.4f}, {:.4f}]", cell_kind_name(r.kind), m.median, m.lo, m.hi);
     result.add(fmt::format("{}_test_mse", cell_key(r.kind)), m.median);
     if (sharp_every > 0) {
-      std::vector<double> first, last, peak;
+      std::vector<double> first, mid, last, peak;
       for (const auto& s : r.sharp) {
         first.push_back(s.front());
+        mid.push_back(s[s.size() / 2]);
         last.push_back(s.back());
         peak.push_back(*std::max_element(s.begin(), s.end()));
       }
-      const Spread f = spread(first), l = spread(last), p = spread(peak);
-      fmt::print("   sharpness at init {:.3g} [{:.3g}, {:.3g}], end {:.3g} [{:.3g}, {:.3g}], peak {:.3g} [{:.3g}, {:.3g}]",
-                 f.median, f.lo, f.hi, l.median, l.lo, l.hi, p.median, p.lo, p.hi);
-      result.add(fmt::format("{}_sharp_init", cell_key(r.kind)), f.median)
-          .add(fmt::format("{}_sharp_end", cell_key(r.kind)), l.median)
-          .add(fmt::format("{}_sharp_peak", cell_key(r.kind)), p.median);
+      const Spread f = spread(first), md = spread(mid), l = spread(last), p = spread(peak);
+      fmt::print("\n           lambda_max at init {:.3g} [{:.3g}, {:.3g}], step {:g} {:.3g} [{:.3g}, {:.3g}], end {:.3g} "
+                 "[{:.3g}, {:.3g}], peak {:.3g} [{:.3g}, {:.3g}]",
+                 f.median, f.lo, f.hi, sharp_steps[sharp_steps.size() / 2], md.median, md.lo, md.hi, l.median, l.lo,
+                 l.hi, p.median, p.lo, p.hi);
+      const std::string key = cell_key(r.kind);
+      result.add(key + "_sharp_init", f.median).add(key + "_sharp_init_min", f.lo).add(key + "_sharp_init_max", f.hi)
+          .add(key + "_sharp_mid", md.median).add(key + "_sharp_mid_min", md.lo).add(key + "_sharp_mid_max", md.hi)
+          .add(key + "_sharp_end", l.median).add(key + "_sharp_end_min", l.lo).add(key + "_sharp_end_max", l.hi)
+          .add(key + "_sharp_peak", p.median);
+      // Convergence at the first and last measurements: Lanczos iters vs 2 * iters, power
+      // iteration with iters products vs Lanczos 2 * iters, and (small models) the full
+      // Hessian's eigenvalue.
+      double change = 0, power_err = 0, full_err = NAN;
+      for (const Sharpness& s : r.sharp_check) {
+        change = std::max(change, std::abs(s.doubled - s.lambda) / std::abs(s.doubled));
+        power_err = std::max(power_err, std::abs(s.power - s.doubled) / std::abs(s.doubled));
+        if (std::isfinite(s.full))
+          full_err = std::max(std::isfinite(full_err) ? full_err : 0.0, std::abs(s.lambda - s.full) / std::abs(s.full));
+      }
+      fmt::print("\n           at init and end: Lanczos |lambda({0}) - lambda({1})| / |lambda({1})| <= {2:.2e}; power "
+                 "iteration ({0} products) vs Lanczos({1}) <= {3:.2e}",
+                 hvps, 2 * hvps, change, power_err);
+      result.add(key + "_lanczos_rel_change", change).add(key + "_power_rel_err", power_err);
+      if (std::isfinite(full_err)) {
+        fmt::print("; vs the full Hessian's eigh: relative error <= {:.2e}", full_err);
+        result.add(key + "_full_hessian_rel_err", full_err);
+      }
     }
     fmt::print("\n");
   }
@@ -381,6 +513,11 @@ static int run(int argc, char** argv) {
       p.series.back().color = colour(r.kind);
       p.series.back().markers = sharp_steps.size() < 30;
     }
+    // Plain gradient descent at this learning rate is stable along a direction only while
+    // lr * lambda < 2 (the training here is Adam, whose steps are rescaled per parameter).
+    p.add(fmt::format("2 / lr = {:.0f}: plain GD's stability limit", 2 / cfg.lr),
+          {0.0, static_cast<double>(cfg.steps)}, {2 / cfg.lr, 2 / cfg.lr});
+    p.series.back().reference = true;
     paths.push_back(out + "/sharpness.svg");
     p.save(paths.back());
   }

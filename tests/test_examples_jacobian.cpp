@@ -1,6 +1,7 @@
 // examples/jacobian in a tiny configuration (a few seconds): the tanh RNN's Jacobian obeys
 // the weight bound and vanishes when sigma_max(W_hh) < 1, the incremental product of step
-// Jacobians equals a direct jacobian of the unrolled function, and the figures are written.
+// Jacobians equals a direct jacobian of the unrolled function, the sharpness (Lanczos on
+// Hessian-vector products) equals the full Hessian's top eigenvalue, and the figures are written.
 #include <doctest/doctest.h>
 
 #include "test_support.h"
@@ -54,28 +55,41 @@ TEST_CASE("jacobian: sigma_max(W_hh) = 0.9 forces the tanh RNN's dh_T/dh_0 to va
   check_svg(out + "/jacobian_trained.svg", {"<polyline", "tanh RNN"});
 }
 
-TEST_CASE("jacobian: sharpness (power iteration on hvp, i.e. grad with create_graph) is finite and plotted") {
+TEST_CASE("jacobian: sharpness (Lanczos on hvp, i.e. grad with create_graph) equals the full Hessian's top eigenvalue") {
+  // hidden 4: 37 (RNN) to 133 (LSTM) parameters, so the program also builds the full Hessian
+  // (one hvp per parameter) at the first and last measurements and diagonalises it (eigh).
   const std::string out = kTmp + "/sharp";
-  const auto r = example_test::run("jacobian", "--T 20 --hidden 8 --seeds 1 --train-T 10 --train-steps 40 --batch 8 "
-                                               "--test 20 --sharp-every 20 --power-iters 5 --check-T 0 "
+  const auto r = example_test::run("jacobian", "--T 20 --hidden 4 --seeds 2 --train-T 10 --train-steps 40 --batch 8 "
+                                               "--test 20 --sharp-every 20 --hvps 30 --hessian-check 400 --check-T 0 "
                                                "--seed 3 --json --out " + out);
   REQUIRE(r.exit_code == 0);
   INFO(r.json);
   for (const char* cell : {"rnn", "lstm", "gru"}) {
     CAPTURE(cell);
-    const double init = num(r, std::string(cell) + "_sharp_init"), end = num(r, std::string(cell) + "_sharp_end"),
-                 peak = num(r, std::string(cell) + "_sharp_peak");
+    const std::string key(cell);
+    const double init = num(r, key + "_sharp_init"), mid = num(r, key + "_sharp_mid"),
+                 end = num(r, key + "_sharp_end"), peak = num(r, key + "_sharp_peak");
     CHECK(std::isfinite(init));
     CHECK(std::isfinite(end));
-    CHECK(init != 0.0);
+    CHECK(init > 0);  // lambda_max of an MSE Hessian on a generic model: positive
+    CHECK(mid > 0);
+    CHECK(end > 0);
+    CHECK(num(r, key + "_sharp_init_min") <= init);
+    CHECK(num(r, key + "_sharp_init_max") >= init);
     CHECK(peak >= init);
     CHECK(peak >= end);
+    // The estimate from 30 Hessian-vector products against eigh of the full Hessian, and
+    // against 60 products: a wrong hvp or a wrong Lanczos step would be far off.
+    CHECK(num(r, key + "_full_hessian_rel_err") < 1e-6);
+    CHECK(num(r, key + "_lanczos_rel_change") < 1e-6);
+    CHECK(num(r, key + "_power_rel_err") >= 0);
   }
-  check_svg(out + "/sharpness.svg", {"<polyline"});
+  check_svg(out + "/sharpness.svg", {"<polyline", "tanh RNN", "LSTM", "GRU", "2 / lr"});
 }
 
 TEST_CASE("jacobian: bad flags are a clear error, not an abort") {
   const std::string out = kTmp + "/bad";
   CHECK(example_test::run("jacobian", "--hidden 0 --out " + out).exit_code == 2);
   CHECK(example_test::run("jacobian", "--no-such-flag 1 --out " + out).exit_code == 2);
+  CHECK(example_test::run("jacobian", "--hvps 0 --out " + out).exit_code == 2);
 }
