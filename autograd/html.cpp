@@ -19,6 +19,7 @@
 // '<', '>' and '&', so no name can close the <script> element, and the page writes names
 // with textContent / fillText only, never as HTML.
 #include "autograd/graph.h"
+#include "core/json.h"
 
 #include "autograd/function.h"
 
@@ -125,25 +126,17 @@ GraphTrace::~GraphTrace() {
 
 namespace {
 
-// A JSON string literal that is also safe inside an HTML <script> element.
+// A JSON string literal that is also safe inside an HTML <script> element: json_quote,
+// then <, > and & (which it leaves as they are) as \u escapes.
 std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '<': out += "\\u003c"; break;
-      case '>': out += "\\u003e"; break;
-      case '&': out += "\\u0026"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
+  std::string out;
+  for (char c : json_quote(s)) {
+    if (c == '<') out += "\\u003c";
+    else if (c == '>') out += "\\u003e";
+    else if (c == '&') out += "\\u0026";
+    else out += c;
   }
-  return out + "\"";
+  return out;
 }
 
 std::string html_text(const std::string& s) {

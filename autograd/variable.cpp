@@ -488,25 +488,36 @@ struct EngineRun {
 template <bool kGradMode>
 void backward_pass(const std::vector<Node*>& order, const EngineRun& run, uint32_t need);
 
-void run_engine(const EngineRun& run) {
-  const bool grad_mode = run.captured != nullptr;
-  std::vector<Node*> order = topological_order(run.roots);
+// The graph below `roots` in topological order, checked to be walkable (not freed by an
+// earlier backward).
+std::vector<Node*> walkable_order(std::span<Node* const> roots) {
+  std::vector<Node*> order = topological_order(roots);
   for (Node* n : order)
     UNROLL_CHECK(!n->released,
                  "backward: the graph through {} was already freed by a previous backward(); pass "
                  "BackwardOptions{{.retain_graph = true}} to the first backward() to walk it twice, or detach() "
                  "state that is carried from one iteration to the next",
                  describe(n));
-  // grad(): mark the nodes through which a gradient can reach a target (inputs come
-  // before their consumers in `order`, so one pass does it); only they take gradients.
-  uint32_t need = 0;
-  if (grad_mode) {
-    need = g_epoch.fetch_add(1, std::memory_order_relaxed) + 1;
-    for (Node* t : run.targets) t->need = need;
-    for (Node* n : order)
-      for (uint32_t i = 0; i < n->n_inputs && n->need != need; ++i)
-        if (n->inputs[i] && n->inputs[i]->need == need) n->need = need;
-  }
+  return order;
+}
+
+// grad(): marks the nodes through which a gradient can reach a target (inputs come before
+// their consumers in `order`, so one pass does it) with a fresh epoch; only they take
+// gradients. Returns the mark.
+uint32_t mark_need(const std::vector<Node*>& order, std::span<Node* const> targets) {
+  const uint32_t need = g_epoch.fetch_add(1, std::memory_order_relaxed) + 1;
+  for (Node* t : targets) t->need = need;
+  for (Node* n : order)
+    for (uint32_t i = 0; i < n->n_inputs && n->need != need; ++i)
+      if (n->inputs[i] && n->inputs[i]->need == need) n->need = need;
+  return need;
+}
+
+
+void run_engine(const EngineRun& run) {
+  const bool grad_mode = run.captured != nullptr;
+  std::vector<Node*> order = walkable_order(run.roots);
+  const uint32_t need = grad_mode ? mark_need(order, run.targets) : 0;
   // Gradients kept from earlier backward calls (a retained non-leaf gradient, or a leaf
   // with hooks; for grad(), every gradient) are set aside so this pass propagates and
   // reports only its own gradient; they are put back at the end, so backward() still
@@ -599,21 +610,8 @@ void backward_pass(const std::vector<Node*>& order, const EngineRun& run, uint32
 // first-order one, so depth costs no stack.
 void run_engine_graph(const EngineRun& run, std::span<const Variable> seeds, std::vector<Variable>* captured) {
   const bool grad_mode = captured != nullptr;
-  std::vector<Node*> order = topological_order(run.roots);
-  for (Node* n : order)
-    UNROLL_CHECK(!n->released,
-                 "backward: the graph through {} was already freed by a previous backward(); pass "
-                 "BackwardOptions{{.retain_graph = true}} to the first backward() to walk it twice, or detach() "
-                 "state that is carried from one iteration to the next",
-                 describe(n));
-  uint32_t need = 0;
-  if (grad_mode) {
-    need = g_epoch.fetch_add(1, std::memory_order_relaxed) + 1;
-    for (Node* t : run.targets) t->need = need;
-    for (Node* n : order)
-      for (uint32_t i = 0; i < n->n_inputs && n->need != need; ++i)
-        if (n->inputs[i] && n->inputs[i]->need == need) n->need = need;
-  }
+  std::vector<Node*> order = walkable_order(run.roots);
+  const uint32_t need = grad_mode ? mark_need(order, run.targets) : 0;
   const bool was_enabled = t_grad_enabled;
   t_grad_enabled = true;
   struct Restore {
