@@ -16,7 +16,14 @@
 //   scaling_lstm_t{100,1000,10000}   char-LM LSTM, B 8, hidden 128: ms/step, and the peak
 //                                    tensor bytes per time step vs what backward needs
 //   threads_lstm_b32_h512_t{1,2}     char-LM LSTM, B 32, hidden 512: 1 vs 2 threads
+//
+// Every char-LM workload also reports its matrix FLOP per train step (<name>_gflop), the
+// rate the whole step achieves (<name>_gflops: those FLOP over the step's time, so every
+// non-GEMM cost counts against it) and that rate as a fraction of one core's FMA peak
+// (<name>_peak_fraction; fma_peak is measured once, by bench/fma_peak.h's loop).
 #include <unroll.h>
+
+#include "fma_peak.h"
 
 #include <algorithm>
 #include <chrono>
@@ -104,6 +111,18 @@ std::pair<Tensor, Tensor> char_batch(int64_t T, int64_t B, int64_t V, Generator&
   for (auto& v : ids) v = gen.randint(0, V);
   for (auto& v : tg) v = gen.randint(0, V);
   return {indices(ids, {T, B}), indices(tg, {T * B})};
+}
+
+/// Matrix FLOP of one char-LM train step (V 65, E 64): the forward's products, x W_ih^T and
+/// h W_hh^T for the G gate blocks of every step and the [T*B,H] x [H,V] head, each 2 m n k;
+/// backward does two products of the same size per forward product (dX and dW), so the
+/// step is 3x the forward. The embedding lookup, elementwise work, clipping and Adam add
+/// time but no matrix FLOP.
+double charlm_flop(Kind kind, int64_t B, int64_t H, int64_t T) {
+  const double G = kind == Kind::Lstm ? 4 : kind == Kind::Gru ? 3 : 1, E = 64, V = 65;
+  const double rows = static_cast<double>(T * B), h = static_cast<double>(H);
+  const double forward = 2 * rows * (E + h) * G * h + 2 * rows * h * V;
+  return 3 * forward;
 }
 
 /// Best ms per train step of the char-LM over `steps` steps (after one warm-up step).
@@ -276,13 +295,26 @@ int main(int argc, char** argv) {
   set_num_threads(a.threads);
   const int steps = a.steps > 0 ? a.steps : a.quick ? 2 : 5;
 
+  double peak = 0;  // GFLOP/s of one core's FMA loop, measured once if a char-LM workload runs
+  auto charlm = [&](const std::string& name, Kind k, int64_t B, int64_t H, int64_t T, int n) {
+    const double ms = charlm_ms(k, B, H, T, n);
+    report(a, name, ms, "ms/step");
+    if (peak == 0) {
+      peak = unroll_bench::measure_peak(5);
+      report(a, "fma_peak", peak, "GFLOP/s");
+    }
+    const double flop = charlm_flop(k, B, H, T), rate = flop / (ms * 1e-3) * 1e-9;
+    report(a, name + "_gflop", flop * 1e-9, "GFLOP");
+    report(a, name + "_gflops", rate, "GFLOP/s");
+    if (peak > 0) report(a, name + "_peak_fraction", rate / (peak * num_threads()), "x");
+  };
   for (Kind k : {Kind::Lstm, Kind::Gru, Kind::Rnn}) {
     const std::string name = fmt::format("charlm_{}_b32_h256", kind_name(k));
-    if (selected(a, name)) report(a, name, charlm_ms(k, 32, 256, 64, steps), "ms/step");
+    if (selected(a, name)) charlm(name, k, 32, 256, 64, steps);
   }
   for (Kind k : {Kind::Lstm, Kind::Gru, Kind::Rnn}) {
     const std::string name = fmt::format("charlm_{}_b1_h64", kind_name(k));
-    if (selected(a, name)) report(a, name, charlm_ms(k, 1, 64, 100, steps * 4), "ms/step");
+    if (selected(a, name)) charlm(name, k, 1, 64, 100, steps * 4);
   }
 
   if (selected(a, "wordlm_mb64") || selected(a, "wordlm_mb16") || selected(a, "wordlm_mb1")) {
@@ -312,7 +344,7 @@ int main(int argc, char** argv) {
     const std::string name = fmt::format("threads_lstm_b32_h512_t{}", t);
     if (!selected(a, name)) continue;
     set_num_threads(t);
-    report(a, name, charlm_ms(Kind::Lstm, 32, 512, 64, steps), "ms/step");
+    charlm(name, Kind::Lstm, 32, 512, 64, steps);
     set_num_threads(a.threads);
   }
   return 0;

@@ -106,7 +106,7 @@ for line in open(path):
     if not line.startswith("{"):
         continue
     m = json.loads(line)
-    higher = m["unit"] in ("words/s", "GFLOP/s")
+    higher = m["unit"] in ("words/s", "GFLOP/s", "tokens/s") or m["name"].endswith("_peak_fraction")
     old = best.get(m["name"])
     if old is None or (m["value"] > old[0] if higher else m["value"] < old[0]):
         best[m["name"]] = (m["value"], m["unit"])
@@ -132,12 +132,18 @@ def rate_row(name, target):  # rate-like: ratio = unroll / torch
 
 speed_row("small_op_forward_plus_backward_1x16", None)
 for k in ("lstm", "gru", "rnn"):
-    speed_row(f"charlm_{k}_b32_h256", 2.0)
+    speed_row(f"charlm_{k}_b32_h256", None)
+for k in ("lstm", "gru", "rnn"):  # issue #16: the whole step at >= 85% of one core's FMA peak
+    name = f"charlm_{k}_b32_h256"
+    frac = get(name + "_peak_fraction")
+    if frac:
+        row(f"{name}: matrix GFLOP/s over the whole step (ratio: of FMA peak {get('fma_peak') or 0:.0f})",
+            get(name + "_gflops"), None, "GFLOP/s", frac, ">= 0.85 of peak", "yes" if frac >= 0.85 else "NO")
 for k in ("lstm", "gru", "rnn"):
-    speed_row(f"charlm_{k}_b1_h64", 10.0)
-rate_row("wordlm_mb64", 1.7)
-rate_row("wordlm_mb16", 2.0)
-rate_row("wordlm_mb1", 5.0)
+    speed_row(f"charlm_{k}_b1_h64", 15.0)
+rate_row("wordlm_mb64", 2.5)
+rate_row("wordlm_mb16", 3.5)
+rate_row("wordlm_mb1", 4.0)
 for T in (100, 1000, 10000):
     speed_row(f"scaling_lstm_t{T}", None)
 t100, t10k = get("scaling_lstm_t100"), get("scaling_lstm_t10000")
@@ -155,8 +161,8 @@ u1, u2 = get("threads_lstm_b32_h512_t1"), get("threads_lstm_b32_h512_t2")
 p1, p2 = get("torch_threads_lstm_b32_h512_t1"), get("torch_threads_lstm_b32_h512_t2")
 if u1 and u2:
     s = u1 / u2
-    row("threads: 2-thread speedup (1 thread / 2 threads)", s, p1 / p2 if p1 and p2 else None, "x", None, ">= 1.6x",
-        "yes" if s >= 1.6 else "NO")
+    row("threads: 2-thread speedup (1 thread / 2 threads)", s, p1 / p2 if p1 and p2 else None, "x", None, ">= 1.8x",
+        "yes" if s >= 1.8 else "NO")
 
 CONVS = ["conv1d_b32_c32_t200_k3_d1", "conv1d_b32_c64_t200_k3_d4", "conv1d_b32_c64_t600_k3_d1",
          "conv1d_b32_c32_t600_k7_d8", "conv1d_b32_c64_t600_k7_d32", "conv2d_b64_1to16_8x8_k3",

@@ -1,8 +1,9 @@
 // Fuzz target: the examples' command-line flags (examples/common/cli.h). The input is split
 // at NUL bytes into arguments; the flags are read as integers, numbers, strings and
 // switches like the examples do (Cli::done() is not called: it exits on bad flags), and
-// every string value goes through json_escape, whose output must be a valid JSON string.
+// every string value goes through json_quote (core/json.h), whose output must be a valid JSON string.
 #include "common/cli.h"
+#include "core/json.h"
 
 #include <cstdint>
 #include <string>
@@ -35,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cli.seed();
   cli.json();
   const std::string s = cli.get_string("text", "", "a string");
-  const std::string j = json_escape(s);
+  const std::string j = unroll::json_quote(s);
   if (j.size() < 2 || j.front() != '"' || j.back() != '"') __builtin_trap();
   for (size_t i = 1; i + 1 < j.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(j[i]);
