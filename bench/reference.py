@@ -13,6 +13,9 @@ Recurrent workloads (bench/bench_rnn.cpp's, same names with the "torch_" prefix)
 step is forward, cross-entropy, backward, clip_grad_norm_(1.0) and Adam, with nn.LSTM /
 nn.GRU / nn.RNN (PyTorch's fused C++ recurrent path) and pack_padded_sequence for the word LM.
 
+Sampling workload `sample` (bench/bench_sample.cpp's): tokens/s of autoregressive sampling
+from the char-LM LSTM at B=1 under torch.no_grad (nn.LSTM step by step, torch.multinomial).
+
 Convolution workloads (bench/bench_conv.cpp's): forward and backward of one conv1d / conv2d /
 max_pool2d with a fixed upstream gradient, and of an 8-level TCN.
 """
@@ -260,6 +263,31 @@ def convolutional(args):
         report(args, "torch_tcn_b32_c32_t600_k7_l8", best_ms(2 if args.quick else 5, run), "ms")
 
 
+def sample_tokens_per_s(V, E, H, tokens):
+    """Tokens/s of autoregressive sampling at B=1, no grad: embed one token, one nn.LSTM step
+    with carried state, linear head, softmax, torch.multinomial with a seeded generator."""
+    torch.manual_seed(0)
+    emb, lstm, head = nn.Embedding(V, E), nn.LSTM(E, H), nn.Linear(H, V)
+    gen = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        state = None
+        tok = torch.zeros(1, 1, dtype=torch.long)
+        t0 = time.perf_counter()
+        for _ in range(tokens):
+            out, state = lstm(emb(tok), state)  # [1,1,H]
+            probs = torch.softmax(head(out[0]), 1)  # [1,V]
+            tok = torch.multinomial(probs, 1, generator=gen)  # [1,1]
+        return tokens / (time.perf_counter() - t0)
+
+
+def sample(args):
+    tokens = 500 if args.quick else 2000
+    for H in (64, 256):
+        sample_tokens_per_s(65, 64, H, tokens // 10 + 1)
+        best = max(sample_tokens_per_s(65, 64, H, tokens) for _ in range(3))
+        report(args, f"torch_sample_lstm_b1_h{H}", best, "tokens/s")
+
+
 def recurrent(args):
     steps = 2 if args.quick else 5
     sel = lambda name: args.workload in ("all", "rnn") or name.startswith(args.workload)
@@ -296,7 +324,7 @@ def main():
     p.add_argument("--json", action="store_true")
     p.add_argument("--reps", type=int, default=200)
     p.add_argument("--workload", default="all",
-                   help="all, small_op, gemm, rnn, conv, or a prefix of a workload name")
+                   help="all, small_op, gemm, rnn, conv, sample, or a prefix of a workload name")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--text", default="", help="word-LM corpus (one sentence per line)")
     args = p.parse_args()
@@ -316,7 +344,10 @@ def main():
                 report(args, f"torch_sgemm_nt_{m}x1024x{k}", sgemm(m, 1024, k, True), "GFLOP/s")
     if args.workload in ("all", "conv") or args.workload.startswith(("conv", "maxpool", "tcn")):
         convolutional(args)
-    if args.workload not in ("small_op", "gemm", "conv") and not args.workload.startswith(("conv", "maxpool", "tcn")):
+    if args.workload in ("all", "sample") or args.workload.startswith("sample_"):
+        sample(args)
+    if args.workload not in ("small_op", "gemm", "conv", "sample") and not args.workload.startswith(
+            ("conv", "maxpool", "tcn", "sample")):
         recurrent(args)
 
 

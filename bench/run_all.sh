@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one benchmark command: builds Release, runs bench_autograd, bench_gemm, bench_conv and bench_rnn,
+# The one benchmark command: builds Release, runs bench_autograd, bench_gemm, bench_sample, bench_conv and bench_rnn,
 # runs bench/reference.py (PyTorch) on the same workloads, and prints one table of
 # unroll vs PyTorch with ratios and targets.
 #
@@ -78,6 +78,12 @@ torch_run "$THREADS" --workload small_op
 "$BUILD/bench/bench_gemm" --json $QUICK >>"$OUT" || true
 torch_run "$THREADS" --workload gemm
 
+log "sampling (threads $THREADS)"
+for rep in $(seq 1 "$REPS"); do
+  "$BUILD/bench/bench_sample" --json --threads "$THREADS" $QUICK >>"$OUT"
+  torch_run "$THREADS" --workload sample $QUICK
+done
+
 log "convolutions (threads $THREADS)"
 for rep in $(seq 1 "$REPS"); do
   "$BUILD/bench/bench_conv" --json --threads "$THREADS" $QUICK >>"$OUT"
@@ -125,10 +131,10 @@ def speed_row(name, target):  # time-like: ratio = torch / unroll
     row(name, u, t, unit, ratio, f">= {target}x" if target else "-",
         "-" if ratio is None or not target else ("yes" if ratio >= target else "NO"))
 
-def rate_row(name, target):  # rate-like: ratio = unroll / torch
+def rate_row(name, target, unit="words/s"):  # rate-like: ratio = unroll / torch
     u, t = get(name), get("torch_" + name)
     ratio = u / t if u and t else None
-    row(name, u, t, "words/s", ratio, f">= {target}x", "-" if ratio is None else ("yes" if ratio >= target else "NO"))
+    row(name, u, t, unit, ratio, f">= {target}x", "-" if ratio is None else ("yes" if ratio >= target else "NO"))
 
 speed_row("small_op_forward_plus_backward_1x16", None)
 for k in ("lstm", "gru", "rnn"):
@@ -144,6 +150,8 @@ for k in ("lstm", "gru", "rnn"):
 rate_row("wordlm_mb64", 2.5)
 rate_row("wordlm_mb16", 3.5)
 rate_row("wordlm_mb1", 4.0)
+for H in (64, 256):
+    rate_row(f"sample_lstm_b1_h{H}", 10.0, "tokens/s")
 for T in (100, 1000, 10000):
     speed_row(f"scaling_lstm_t{T}", None)
 t100, t10k = get("scaling_lstm_t100"), get("scaling_lstm_t10000")
