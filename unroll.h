@@ -23,3 +23,4 @@
 #include "nn/transformer.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
+#include "nn/training_state.h"

@@ -1,9 +1,9 @@
 #include "autograd/graph.h"
 
 #include "autograd/function.h"
+#include "core/atomic_file.h"
 
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <unordered_map>
 
@@ -125,26 +125,8 @@ std::string to_dot(const Variable& root, const DotOptions& opt) {
   return s + "}\n";
 }
 
-namespace detail {
-// `text` to `path` through a temporary and a rename; errors name `who`.
-void write_text_file(const char* who, const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    UNROLL_CHECK(f.good(), "{}: cannot open '{}' for writing", who, tmp);
-    f << text;
-    f.flush();
-    UNROLL_CHECK(f.good(), "{}: writing '{}' failed", who, tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    fail("{}: cannot rename '{}' to '{}'", who, tmp, path);
-  }
-}
-}  // namespace detail
-
 void write_dot(const Variable& root, const std::string& path, const DotOptions& opt) {
-  detail::write_text_file("write_dot", path, to_dot(root, opt));
+  write_file_atomic("write_dot", path, to_dot(root, opt));
 }
 
 // ---- memory per step ------------------------------------------------------------------------

@@ -22,6 +22,7 @@
 #include "core/json.h"
 
 #include "autograd/function.h"
+#include "core/atomic_file.h"
 
 #include <algorithm>
 #include <cmath>
@@ -30,7 +31,6 @@
 namespace unroll {
 
 namespace detail {
-void write_text_file(const char* who, const std::string& path, const std::string& text);
 // Leaf names and kinds, shared with to_dot (autograd/graph.cpp).
 std::unordered_map<const Node*, std::string> leaf_names(const NamedVariables& names);
 std::string display_name(const Node* n, const std::unordered_map<const Node*, std::string>& names);
@@ -271,7 +271,7 @@ std::string to_html(const Variable& root, const HtmlOptions& opt) {
 }
 
 void write_html(const Variable& root, const std::string& path, const HtmlOptions& opt) {
-  detail::write_text_file("write_html", path, to_html(root, opt));
+  write_file_atomic("write_html", path, to_html(root, opt));
 }
 
 std::string to_state_html(const std::vector<std::string>& tokens, const Tensor& states, const std::string& title) {
@@ -299,7 +299,7 @@ std::string to_state_html(const std::vector<std::string>& tokens, const Tensor& 
 
 void write_state_html(const std::string& path, const std::vector<std::string>& tokens, const Tensor& states,
                       const std::string& title) {
-  detail::write_text_file("write_state_html", path, to_state_html(tokens, states, title));
+  write_file_atomic("write_state_html", path, to_state_html(tokens, states, title));
 }
 
 }  // namespace unroll

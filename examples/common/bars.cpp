@@ -1,6 +1,7 @@
 #include "common/bars.h"
 
 #include "common/plot.h"
+#include "core/atomic_file.h"
 
 #include <fmt/format.h>
 #include <unroll.h>
@@ -127,6 +128,6 @@ std::string BarChart::svg() const {
   return s + "</svg>\n";
 }
 
-void BarChart::save(const std::string& path) const { write_file_atomic(path, svg()); }
+void BarChart::save(const std::string& path) const { write_file_atomic("BarChart::save", path, svg()); }
 
 }  // namespace unroll::plot

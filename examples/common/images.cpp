@@ -1,6 +1,7 @@
 #include "common/images.h"
 
 #include "common/plot.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 #include <fmt/format.h>
@@ -118,6 +119,6 @@ std::string ImageGrid::svg() const {
   return s + "</svg>\n";
 }
 
-void ImageGrid::save(const std::string& path) const { write_file_atomic(path, svg()); }
+void ImageGrid::save(const std::string& path) const { write_file_atomic("ImageGrid::save", path, svg()); }
 
 }  // namespace unroll::plot

@@ -1,12 +1,12 @@
 #include "common/plot.h"
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -422,7 +422,7 @@ std::string LinePlot::svg() const {
   return s + "</svg>\n";
 }
 
-void LinePlot::save(const std::string& path) const { write_file_atomic(path, svg()); }
+void LinePlot::save(const std::string& path) const { write_file_atomic("LinePlot::save", path, svg()); }
 
 void Heatmap::auto_range() {
   vmin = INFINITY, vmax = -INFINITY;
@@ -534,25 +534,7 @@ std::string Heatmap::svg() const {
   return s + "</svg>\n";
 }
 
-void Heatmap::save(const std::string& path) const { write_file_atomic(path, svg()); }
-
-void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    UNROLL_CHECK(f.good(), "write: cannot open '{}' for writing", tmp);
-    f << content;
-    f.flush();
-    if (!f.good()) {
-      std::remove(tmp.c_str());
-      fail("write: writing '{}' failed", tmp);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    fail("write: cannot rename '{}' to '{}'", tmp, path);
-  }
-}
+void Heatmap::save(const std::string& path) const { write_file_atomic("Heatmap::save", path, svg()); }
 
 void make_dirs(const std::string& path) {
   std::error_code ec;

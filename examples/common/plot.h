@@ -90,8 +90,6 @@ std::vector<double> log_ticks(int lo, int hi);
 
 /// s with <, >, & and " escaped, for SVG text and attribute values.
 std::string xml_escape(const std::string& s);
-/// Writes text to path atomically (shared by the figure writers and the examples).
-void write_file_atomic(const std::string& path, const std::string& text);
 /// Creates a directory and its parents if missing.
 void make_dirs(const std::string& path);
 
