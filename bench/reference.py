@@ -16,6 +16,10 @@ nn.GRU / nn.RNN (PyTorch's fused C++ recurrent path) and pack_padded_sequence fo
 Sampling workload `sample` (bench/bench_sample.cpp's): tokens/s of autoregressive sampling
 from the char-LM LSTM at B=1 under torch.no_grad (nn.LSTM step by step, torch.multinomial).
 
+Transformer workload (bench/bench_transformer.cpp's, `--workload transformer`): one train step
+of the transformer example's char LM (torch.nn.TransformerEncoder with a causal mask,
+configured as unroll's TransformerLM) and of an nn.LSTM LM of the same width.
+
 Convolution workloads (bench/bench_conv.cpp's): forward and backward of one conv1d / conv2d /
 max_pool2d with a fixed upstream gradient, and of an 8-level TCN.
 """
@@ -318,13 +322,64 @@ def recurrent(args):
             torch.set_num_threads(args.threads)
 
 
+class TransformerLM(nn.Module):
+    """unroll's nn::TransformerLM: token embedding + learned positions (N(0,1), like
+    nn.Embedding) -> pre-norm TransformerEncoder (GELU, exact erf form; batch_first; d_ff
+    256; dropout 0) with the causal mask and a final LayerNorm -> Linear head."""
+
+    def __init__(self, V, E, heads, layers, ff, T):
+        super().__init__()
+        self.embedding = nn.Embedding(V, E)
+        self.pos = nn.Parameter(torch.randn(T, E))
+        layer = nn.TransformerEncoderLayer(E, heads, dim_feedforward=ff, dropout=0.0, activation="gelu",
+                                           layer_norm_eps=1e-5, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(E), enable_nested_tensor=False)
+        self.head = nn.Linear(E, V)
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(T))
+
+    def forward(self, idx):  # idx [B,T] -> logits [B,T,V]
+        T = idx.shape[1]
+        x = self.embedding(idx) + self.pos[:T]
+        return self.head(self.encoder(x, mask=self.mask[:T, :T]))
+
+
+def transformer(args):
+    """bench_transformer's workload: the Transformer LM step and the LSTM LM of equal width."""
+    V, E, B, T = 49, 64, 16, 64
+    steps = 3 if args.quick else 10
+
+    def best(model, opt, idx, targets):
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(model(idx).reshape(-1, V), targets)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        return best_ms(steps, step)
+
+    torch.manual_seed(0)
+    tf = TransformerLM(V, E, 4, 2, 256, T)
+    tf_ms = best(tf, torch.optim.Adam(tf.parameters(), lr=5e-3), torch.randint(0, V, (B, T)),
+                 torch.randint(0, V, (B * T,)))
+    torch.manual_seed(0)
+    lstm = LanguageModel("lstm", V, E, E)
+    lstm_ms = best(lstm, torch.optim.Adam(lstm.parameters(), lr=3e-3), torch.randint(0, V, (T, B)),
+                   torch.randint(0, V, (T * B,)))
+    tf_name, lstm_name = f"transformer_lm_b{B}_t{T}", f"lstm_lm_h{E}_b{B}_t{T}"
+    report(args, "torch_" + tf_name, tf_ms, "ms/step")
+    report(args, f"torch_{tf_name}_tokens_per_s", B * T / tf_ms * 1e3, "tokens/s")
+    report(args, "torch_" + lstm_name, lstm_ms, "ms/step")
+    report(args, f"torch_{lstm_name}_tokens_per_s", B * T / lstm_ms * 1e3, "tokens/s")
+    report(args, f"torch_transformer_over_lstm_b{B}_t{T}", tf_ms / lstm_ms, "x")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true")
     p.add_argument("--reps", type=int, default=200)
     p.add_argument("--workload", default="all",
-                   help="all, small_op, gemm, rnn, conv, sample, or a prefix of a workload name")
+                   help="all, small_op, gemm, rnn, conv, sample, transformer, or a prefix of a workload name")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--text", default="", help="word-LM corpus (one sentence per line)")
     args = p.parse_args()
@@ -346,7 +401,9 @@ def main():
         convolutional(args)
     if args.workload in ("all", "sample") or args.workload.startswith("sample_"):
         sample(args)
-    if args.workload not in ("small_op", "gemm", "conv", "sample") and not args.workload.startswith(
+    if args.workload in ("all", "transformer"):
+        transformer(args)
+    if args.workload not in ("small_op", "gemm", "conv", "sample", "transformer") and not args.workload.startswith(
             ("conv", "maxpool", "tcn", "sample")):
         recurrent(args)
 

@@ -16,6 +16,25 @@ inline void check_defined(const char* op, const Tensor& t) {
   UNROLL_CHECK(t.defined(), "{}: the tensor is undefined", op);
 }
 
+inline void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  UNROLL_CHECK(a.dtype() == b.dtype(), "{}: dtypes {} and {} differ (shapes {} and {})", op, a.dtype(), b.dtype(),
+               a.shape(), b.shape());
+}
+
+/// A tensor of shape s viewed as [outer, n, inner] around `axis` (reductions, softmax,
+/// concat, gather...).
+struct Axis3 {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+inline Axis3 view3(const Shape& s, int axis) {
+  Axis3 v;
+  for (int d = 0; d < axis; ++d) v.outer *= s[d];
+  v.n = s[axis];
+  for (int d = axis + 1; d < s.ndim(); ++d) v.inner *= s[d];
+  return v;
+}
+
 /// Calls f.template operator()<T>() with T = float or double; int64 and bool are rejected.
 template <typename F>
 void dispatch_float(const char* op, DType dt, F&& f) {

@@ -1,6 +1,7 @@
 // Shape ops: reshape and friends (sharing storage), and the copying ones (transpose,
 // permute, narrow/slice, concat/stack/split/chunk, index_select/gather and their adjoints
-// index_add/scatter_add). where and masked_fill live in ops.cpp with the broadcasting code.
+// index_add/scatter_add). where and masked_fill live in ops.cpp with the broadcasting code
+// (core/loops.h).
 //
 // Pure data movement works on every dtype: it copies elements of 4 or 8 bytes (or whole
 // rows with memcpy) without looking at their values.
@@ -13,22 +14,11 @@
 namespace unroll {
 namespace {
 
+using detail::Axis3;
 using detail::check_defined;
 using detail::dispatch_bytes;
 using detail::dispatch_float;
-
-struct Axis3 {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-/// x viewed as [outer, n, inner] around `axis`.
-Axis3 view3(const Shape& s, int axis) {
-  Axis3 v;
-  for (int d = 0; d < axis; ++d) v.outer *= s[d];
-  v.n = s[axis];
-  for (int d = axis + 1; d < s.ndim(); ++d) v.inner *= s[d];
-  return v;
-}
+using detail::view3;
 
 size_t bytes_of(const Tensor& t, int64_t elements) { return static_cast<size_t>(elements) * dtype_size(t.dtype()); }
 
