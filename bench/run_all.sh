@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one benchmark command: builds Release, runs bench_autograd, bench_gemm, bench_sample, bench_conv and bench_rnn,
+# The one benchmark command: builds Release, runs bench_autograd, bench_gemm, bench_sample, bench_transformer, bench_conv and bench_rnn,
 # runs bench/reference.py (PyTorch) on the same workloads, and prints one table of
 # unroll vs PyTorch with ratios and targets.
 #
@@ -84,6 +84,12 @@ for rep in $(seq 1 "$REPS"); do
   torch_run "$THREADS" --workload sample $QUICK
 done
 
+log "transformer LM (threads $THREADS)"
+for rep in $(seq 1 "$REPS"); do
+  "$BUILD/bench/bench_transformer" --json --threads "$THREADS" $QUICK >>"$OUT"
+  torch_run "$THREADS" --workload transformer $QUICK
+done
+
 log "convolutions (threads $THREADS)"
 for rep in $(seq 1 "$REPS"); do
   "$BUILD/bench/bench_conv" --json --threads "$THREADS" $QUICK >>"$OUT"
@@ -152,6 +158,12 @@ rate_row("wordlm_mb16", 3.5)
 rate_row("wordlm_mb1", 4.0)
 for H in (64, 256):
     rate_row(f"sample_lstm_b1_h{H}", 10.0, "tokens/s")
+speed_row("transformer_lm_b16_t64", 2.0)  # the transformer example's char LM vs nn.TransformerEncoder
+speed_row("lstm_lm_h64_b16_t64", None)    # an LSTM LM of the same width, same tokens
+tl = get("transformer_over_lstm_b16_t64")
+if tl:
+    row("transformer step / LSTM step (same width and tokens)", tl, get("torch_transformer_over_lstm_b16_t64"), "x",
+        None, "-", "-")
 for T in (100, 1000, 10000):
     speed_row(f"scaling_lstm_t{T}", None)
 t100, t10k = get("scaling_lstm_t100"), get("scaling_lstm_t10000")
