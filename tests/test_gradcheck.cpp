@@ -15,6 +15,12 @@
 #include <unroll.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <regex>
+#include <set>
 #include <functional>
 #include <numeric>
 #include <string>
@@ -99,10 +105,32 @@ struct Table {
   }
 };
 
+// The op table: every op name recorded while a case of this table ran (the graph observer
+// sees each node as it is recorded). The test "op table" below checks that every op the
+// library records is among them, or has its gradcheck in the file its exemption names.
+std::set<std::string>& covered_ops() {
+  static std::set<std::string> ops;
+  return ops;
+}
+
+struct OpCollector : detail::GraphObserver {
+  detail::GraphObserver* prev = detail::graph_observer();
+  OpCollector() { detail::graph_observer() = this; }
+  ~OpCollector() override { detail::graph_observer() = prev; }
+  OpCollector(const OpCollector&) = delete;
+  OpCollector& operator=(const OpCollector&) = delete;
+  void on_record(const Node* n) override {
+    if (n->op) covered_ops().insert(n->op);
+  }
+  void on_backward_start(const Node*) override {}
+  void on_grad(const Node*, const Tensor&) override {}
+};
+
 void run(const Table& t) {
   for (const Case& c : t.cases) {
     GradcheckResult r;
     std::string error;
+    OpCollector collect;
     try {
 #ifdef UNROLL_GRADGRADCHECK_TABLE
       r = gradgradcheck(c.f, c.inputs, c.opt);
@@ -244,6 +272,12 @@ TEST_CASE(CHECKER ": matmul and linear") {
         [](const Vars& v) { return linear(v[0], v[1]); });
   t.add("linear 1-D input with bias", {{{4}, normal}, {{5, 4}, normal}, {{5}, normal}},
         [](const Vars& v) { return linear(v[0], v[1], v[2]); });
+  // linear2(x1, W1, x2, W2, b1, b2) = x1 W1^T + b1 + x2 W2^T + b2 (a recurrent cell's gates)
+  t.add("linear2 with both biases", {{{3, 4}, normal}, {{5, 4}, normal}, {{3, 2}, normal}, {{5, 2}, normal},
+                                      {{5}, normal}, {{5}, normal}},
+        [](const Vars& v) { return linear2(v[0], v[1], v[2], v[3], v[4], v[5]); });
+  t.add("linear2 without bias, one input used twice", {{{3, 4}, normal}, {{5, 4}, normal}, {{5, 4}, normal}},
+        [](const Vars& v) { return linear2(v[0], v[1], v[0], v[2]); });
   run(t);
 }
 
@@ -597,5 +631,77 @@ TEST_CASE("custom op: cube, defined as in autograd/function.h") {
   // The generic lambda makes it twice differentiable: second derivatives 6x.
   const GradcheckResult r3 = gradgradcheck([&] { return sum(cube(tanh(x) * w), 1); }, {x, w});
   CHECK_MESSAGE(r3.ok, "cube second derivatives: " << r3.summary());
+}
+
+// ---- the op table ------------------------------------------------------------------------
+// Every op the library records (each record("name", ...) in autograd/ and nn/) must be
+// proven by a float64 gradient check: either a case of the tables above recorded it (seen by
+// OpCollector), or it is listed here with the test file whose gradcheck covers it; that
+// file must call gradcheck and name the op. A new op with neither fails this test. (It reads
+// the table's coverage from the cases run before it, in file order: run alone, with -tc,
+// it says so and checks nothing.)
+TEST_CASE("op table: every recorded op has a float64 gradcheck case") {
+  // op -> {the test file that gradchecks it, the text that file must contain}. The backward
+  // helpers are recorded only when a backward is itself recorded (create_graph), so they are
+  // proven by the gradgradcheck of the op whose backward they are.
+  const std::map<std::string, std::pair<std::string, std::string>> elsewhere = {
+      {"conv1d", {"test_conv.cpp", "conv1d("}},
+      {"conv2d", {"test_conv.cpp", "conv2d("}},
+      {"max_pool1d", {"test_conv.cpp", "max_pool1d("}},
+      {"max_pool2d", {"test_conv.cpp", "max_pool2d("}},
+      {"avg_pool1d", {"test_conv.cpp", "avg_pool1d("}},
+      {"avg_pool2d", {"test_conv.cpp", "avg_pool2d("}},
+      {"adaptive_avg_pool1d", {"test_conv.cpp", "adaptive_avg_pool1d("}},
+      {"adaptive_avg_pool2d", {"test_conv.cpp", "adaptive_avg_pool2d("}},
+      {"pad", {"test_conv.cpp", "pad("}},
+      {"conv2d_input_grad", {"test_gradgradcheck.cpp", "conv2d("}},
+      {"conv2d_weight_grad", {"test_gradgradcheck.cpp", "conv2d("}},
+      {"avg_pool2d_backward", {"test_gradgradcheck.cpp", "avg_pool2d("}},
+      {"adaptive_avg_pool2d_backward", {"test_gradgradcheck.cpp", "adaptive_avg_pool2d("}},
+      {"unpad", {"test_gradgradcheck.cpp", "pad("}},
+      {"erf", {"test_gradgradcheck.cpp", "erf("}},
+      {"gelu", {"test_gradgradcheck.cpp", "gelu("}},
+      {"narrow_into", {"test_gradgradcheck.cpp", "narrow_into"}},
+      {"scatter_add_into", {"test_gradgradcheck.cpp", "scatter_add_into"}},
+      {"index_add_into", {"test_gradgradcheck.cpp", "index_add_into"}},
+  };
+
+  if (covered_ops().empty()) {
+    MESSAGE("op table: no table case ran before this test (filtered run): nothing to check");
+    return;
+  }
+  namespace fs = std::filesystem;
+  const fs::path root = UNROLL_SOURCE_DIR;
+  auto read = [](const fs::path& p) {
+    std::ifstream f(p);
+    return std::string{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  };
+  std::set<std::string> recorded;
+  const std::regex literal(R"(record(?:_conv)?\("([a-z0-9_]+)\")");
+  for (const char* dir : {"autograd", "nn"}) {
+    for (const auto& e : fs::directory_iterator(root / dir)) {
+      if (e.path().extension() != ".cpp") continue;
+      const std::string text = read(e.path());
+      for (auto it = std::sregex_iterator(text.begin(), text.end(), literal); it != std::sregex_iterator(); ++it)
+        recorded.insert((*it)[1].str());
+    }
+  }
+  REQUIRE_MESSAGE(recorded.size() >= 50, "op table: found only " << recorded.size() << " recorded ops");
+  for (const std::string& op : recorded) {
+    INFO("op '" << op << "'");
+    if (covered_ops().count(op)) continue;
+    const auto it = elsewhere.find(op);
+    if (it == elsewhere.end()) {
+      FAIL_CHECK("op '" << op << "' is recorded by the library but no gradcheck table case records it: add a case "
+                 "to tests/test_gradcheck.cpp (or list the test that checks it in `elsewhere`)");
+      continue;
+    }
+    const auto& [file, needle] = it->second;
+    const std::string test = read(root / "tests" / file);
+    CHECK_MESSAGE(test.find("gradcheck(") != std::string::npos, file << " calls no gradcheck");
+    CHECK_MESSAGE(test.find(needle) != std::string::npos, file << " does not contain '" << needle << "'");
+  }
+  for (const auto& [op, where] : elsewhere)  // a stale exemption (the op was renamed or removed) fails too
+    CHECK_MESSAGE(recorded.count(op), "exemption for '" << op << "' (" << where.first << ") names no recorded op");
 }
 #endif  // UNROLL_GRADGRADCHECK_TABLE
