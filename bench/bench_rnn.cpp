@@ -24,6 +24,7 @@
 #include <unroll.h>
 
 #include "fma_peak.h"
+#include "lm.h"
 
 #include <algorithm>
 #include <chrono>
@@ -62,38 +63,9 @@ bool selected(const Args& a, const std::string& name) {
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-enum class Kind { Lstm, Gru, Rnn };
-const char* kind_name(Kind k) { return k == Kind::Lstm ? "lstm" : k == Kind::Gru ? "gru" : "rnn"; }
-
-/// Embedding -> one recurrent layer -> Linear, the language model of every workload.
-class LanguageModel : public Module {
-public:
-  LanguageModel(Kind kind, int64_t V, int64_t E, int64_t H) : kind_(kind), V_(V) {
-    emb_ = register_module("emb", std::make_shared<Embedding>(V, E));
-    if (kind == Kind::Lstm) lstm_ = register_module("rnn", std::make_shared<LSTM>(LSTMOptions{.input_size = E, .hidden_size = H}));
-    if (kind == Kind::Gru) gru_ = register_module("rnn", std::make_shared<GRU>(GRUOptions{.input_size = E, .hidden_size = H}));
-    if (kind == Kind::Rnn) rnn_ = register_module("rnn", std::make_shared<RNN>(RNNOptions{.input_size = E, .hidden_size = H}));
-    head_ = register_module("head", std::make_shared<Linear>(H, V));
-  }
-  /// idx [T,B] -> logits [T*B, V]
-  Variable forward(const Tensor& idx, const std::vector<int64_t>& lengths = {}) {
-    Variable x = (*emb_)(idx);  // [T,B,E]
-    Variable h;                 // [T,B,H]
-    if (kind_ == Kind::Lstm) h = lstm_->forward(x, {}, lengths).output;
-    if (kind_ == Kind::Gru) h = gru_->forward(x, Variable(), lengths).output;
-    if (kind_ == Kind::Rnn) h = rnn_->forward(x, Variable(), lengths).output;
-    return (*head_)(reshape(h, {-1, h.size(2)}));
-  }
-
-private:
-  Kind kind_;
-  int64_t V_;
-  std::shared_ptr<Embedding> emb_;
-  std::shared_ptr<LSTM> lstm_;
-  std::shared_ptr<GRU> gru_;
-  std::shared_ptr<RNN> rnn_;
-  std::shared_ptr<Linear> head_;
-};
+using unroll_bench::Kind;
+using unroll_bench::kind_name;
+using unroll_bench::LanguageModel;
 
 /// One train step: forward, cross-entropy, backward, clip_grad_norm 1.0, Adam.
 void train_step(LanguageModel& model, Adam& opt, const Tensor& idx, const Tensor& targets,
@@ -132,14 +104,7 @@ double charlm_ms(Kind kind, int64_t B, int64_t H, int64_t T, int steps) {
   Adam opt(model.parameters(), 1e-3);
   Generator gen(1);
   auto [idx, targets] = char_batch(T, B, 65, gen);
-  train_step(model, opt, idx, targets);
-  double best = 1e30;
-  for (int s = 0; s < steps; ++s) {
-    const auto t0 = Clock::now();
-    train_step(model, opt, idx, targets);
-    best = std::min(best, seconds_since(t0) * 1e3);
-  }
-  return best;
+  return unroll_bench::best_ms(steps, [&] { train_step(model, opt, idx, targets); });
 }
 
 // ---- word LM ---------------------------------------------------------------------------------

@@ -14,6 +14,8 @@
 // step over the LSTM step.
 #include <unroll.h>
 
+#include "lm.h"
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -21,7 +23,6 @@
 #include <vector>
 
 using namespace unroll;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -41,35 +42,8 @@ void report(const Args& a, const std::string& name, double value, const char* un
   std::fflush(stdout);
 }
 
-/// Embedding -> LSTM -> Linear on [T,B] tokens, logits [T*B, V].
-class LstmLM : public Module {
-public:
-  LstmLM(int64_t V, int64_t H) {
-    emb = register_module("emb", std::make_shared<Embedding>(V, H));
-    lstm = register_module("rnn", std::make_shared<LSTM>(LSTMOptions{.input_size = H, .hidden_size = H}));
-    head = register_module("head", std::make_shared<Linear>(H, V));
-  }
-  Variable forward(const Tensor& idx) {
-    const Variable h = lstm->forward((*emb)(idx)).output;  // [T,B,H]
-    return (*head)(reshape(h, {-1, h.size(2)}));
-  }
-  std::shared_ptr<Embedding> emb;
-  std::shared_ptr<LSTM> lstm;
-  std::shared_ptr<Linear> head;
-};
 
-/// Best ms of `steps` calls of step() after one warm-up call.
-template <typename Step>
-double best_ms(int steps, Step&& step) {
-  step();
-  double best = 1e30;
-  for (int s = 0; s < steps; ++s) {
-    const auto t0 = Clock::now();
-    step();
-    best = std::min(best, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-  }
-  return best;
-}
+using unroll_bench::best_ms;
 
 Tensor random_tokens(const Shape& shape, Generator& gen) {
   std::vector<int64_t> ids(static_cast<size_t>(shape.numel()));
@@ -125,7 +99,7 @@ int main(int argc, char** argv) {
   });
 
   manual_seed(0);
-  LstmLM lstm(kVocab, kWidth);
+  unroll_bench::LanguageModel lstm(unroll_bench::Kind::Lstm, kVocab, kWidth, kWidth);
   optim::Adam lstm_opt(lstm.parameters(), 3e-3);
   const Tensor x_tb = random_tokens({T, B}, gen), y_tb = random_tokens({T * B}, gen);
   const double lstm_ms = best_ms(a.steps, [&] {

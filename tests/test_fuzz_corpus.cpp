@@ -3,6 +3,9 @@
 // build, so every CI run (and the ASan run) checks them without clang or libFuzzer. Each file
 // must either parse into tensors whose bytes all came from the file or throw unroll::Error;
 // what parses must load into a Linear(3, 2) or be rejected with an Error.
+// The ctest fuzz_safetensors_corpus replays the same files through the fuzz target itself
+// (its invariants, also via the file path); this test adds what a fuzz target cannot state:
+// the committed seeds do parse, and the errors name the reader.
 #include <doctest/doctest.h>
 
 #include <unroll.h>
