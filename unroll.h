@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "core/linalg.h"
+#include "core/operand_cache.h"
 #include "autograd/variable.h"
 #include "autograd/function.h"
 #include "autograd/formula.h"

@@ -195,51 +195,15 @@ Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b
   });
 }
 
-// Note [weights laid out once per sequence]
-// The forward product of a cell, x W^T with a batch of a few rows, needs W^T: the GEMM
-// packs each column panel of W^T (a transpose of W's rows) on every call, and for a
-// batch of 32 that packing is ~20% of the product (bench_gemm shapes [32,256]x[256,1024]:
-// 114 us packed vs 94 us reading a row-major W^T in place). Inside a WeightLayoutScope,
-// the first product with a weight makes a contiguous W^T and later steps reuse it, so the
-// GEMM reads it in place. The entry holds a reference to W's storage, so that storage
-// cannot be recycled for another tensor while the entry exists and its address
-// identifies W. Packing does not change values, so the result is the same bits.
 namespace {
-struct LayoutCache {
-  int depth = 0;
-  std::vector<std::pair<Tensor, Tensor>> entries;  // {W, W^T}
-};
-thread_local LayoutCache t_layout;
-constexpr size_t kLayoutEntries = 16;
-
-/// The cached W^T [I,O] for a product x2 W^T (x2 [N,I], W [O,I]) when a scope is open and
-/// the shapes gain from it (made on first use), else nullptr.
-const Tensor* laid_out(const Tensor& x2, const Tensor& w) {
-  if (t_layout.depth == 0 || x2.size(0) < 2 || x2.size(0) > 64 || w.size(1) < 128 || w.numel() < 16384) return nullptr;
-  for (auto& [key, wt] : t_layout.entries)
-    if (key.raw_data() == w.raw_data() && key.shape() == w.shape() && key.dtype() == w.dtype()) return &wt;
-  if (t_layout.entries.size() == kLayoutEntries) return nullptr;
-  t_layout.entries.emplace_back(w, transpose(w, 0, 1));
-  return &t_layout.entries.back().second;
-}
-
-/// x2 W^T (+ bias rows).
+/// x2 W^T (+ bias rows). A weight used at every step is transposed once per value by the
+/// GEMM's operand cache (Note [transposed-operand cache] in core/operand_cache.cpp).
 Tensor affine(const Tensor& x2, const Tensor& w, const Tensor& bias) {
-  const Tensor* wt = laid_out(x2, w);
-  const Tensor& rhs = wt ? *wt : w;
-  return bias.defined() ? addmm(bias, x2, rhs, false, !wt) : matmul(x2, rhs, false, !wt);
+  return bias.defined() ? addmm(bias, x2, w, false, true) : matmul(x2, w, false, true);
 }
 /// y += x2 W^T.
-void affine_(Tensor& y, const Tensor& x2, const Tensor& w) {
-  const Tensor* wt = laid_out(x2, w);
-  addmm_(y, x2, wt ? *wt : w, false, !wt);
-}
+void affine_(Tensor& y, const Tensor& x2, const Tensor& w) { addmm_(y, x2, w, false, true); }
 }  // namespace
-
-WeightLayoutScope::WeightLayoutScope() { ++t_layout.depth; }
-WeightLayoutScope::~WeightLayoutScope() {
-  if (--t_layout.depth == 0) t_layout.entries.clear();
-}
 
 // y = x W^T + b over the last dim of x;  dx += dy W;  dW += dy^T x;  db += sum_rows(dy)
 Variable linear(const Variable& x, const Variable& w, const Variable& b) {

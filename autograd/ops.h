@@ -60,21 +60,6 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b = Variab
 Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, const Variable& w2,
                  const Variable& b1 = Variable(), const Variable& b2 = Variable());
 
-/// While one is open on this thread, linear and linear2 keep a transposed copy of each
-/// large weight they multiply by a small batch (2..64 rows), so a weight used at every
-/// step of a sequence is laid out for the GEMM once per sequence instead of once per step
-/// (Note [weights laid out once per sequence] in autograd/ops.cpp). Results are the same
-/// bits. Weights must not be modified in place while a scope is open. Scopes nest; the
-/// copies are dropped when the outermost closes. run_cell (and so every recurrent
-/// module) opens one around its loop over time.
-class WeightLayoutScope {
-public:
-  WeightLayoutScope();
-  ~WeightLayoutScope();
-  WeightLayoutScope(const WeightLayoutScope&) = delete;
-  WeightLayoutScope& operator=(const WeightLayoutScope&) = delete;
-};
-
 // ---- reductions -----------------------------------------------------------------------
 Variable sum(const Variable& x);
 Variable sum(const Variable& x, int axis, bool keepdim = false);

@@ -2,6 +2,7 @@
 // addmm (bias + product) and addmm_ (accumulating product).
 #include "core/dispatch.h"
 #include "core/gemm.h"
+#include "core/operand_cache.h"
 #include "core/tensor.h"
 
 #include <algorithm>
@@ -47,6 +48,10 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
     const T* B = b.data<T>();
     if (rb == 2 && !trans_a) {
       // [B,M,K] x [K,N]: the batch folds into the rows of one product.
+      if (const void* bt = trans_b ? detail::cached_transpose(b, batch * M) : nullptr) {
+        kernels::gemm(false, false, batch * M, N, K, T(1), A, a_cols, static_cast<const T*>(bt), N, T(0), C, N);
+        return;
+      }
       kernels::gemm(false, trans_b, batch * M, N, K, T(1), A, a_cols, B, b_cols, T(0), C, N);
       return;
     }
@@ -78,6 +83,11 @@ void gemm_into(Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool t
                int64_t K, double beta) {
   dispatch_float("addmm", a.dtype(), [&]<typename T>() {
     if (M == 0 || N == 0) return;
+    if (const void* bt = !trans_a && trans_b ? detail::cached_transpose(b, M) : nullptr) {
+      kernels::gemm(false, false, M, N, K, T(1), a.data<T>(), a.size(1), static_cast<const T*>(bt), N,
+                    static_cast<T>(beta), c.data<T>(), N);
+      return;
+    }
     kernels::gemm(trans_a, trans_b, M, N, K, T(1), a.data<T>(), a.size(1), b.data<T>(), b.size(1),
                   static_cast<T>(beta), c.data<T>(), N);
   });

@@ -2,6 +2,7 @@
 #include "core/tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
@@ -84,11 +85,38 @@ struct Storage {
   int64_t refs;
   int size_class;
   size_t bytes;
+  uint64_t stamp;  // Note [write stamps]; accessed through std::atomic_ref
   void* data() { return reinterpret_cast<char*>(this) + 64; }
 };
 static_assert(sizeof(Storage) <= 64);
 
 namespace {
+
+// Note [write stamps]
+// Every storage carries a stamp that changes whenever its bytes may change: at allocation
+// (a pooled block comes back with a new stamp) and at every mutable access, i.e. each call
+// of the non-const Tensor::data<T>() or raw_data(). Reads through the const accessors leave
+// it alone. A stamp is never handed out twice in a process: each thread takes blocks of
+// 2^32 stamps from one atomic counter and counts within its block, so making a stamp costs
+// one thread-local increment and compare. Two sightings of the same storage with the same
+// stamp therefore mean "not written through a Tensor in between", which is what a cache of
+// values derived from a tensor (the GEMM's transposed-operand cache, core/operand_cache.h)
+// needs to be correct without any scope or rule. A raw pointer kept from an earlier
+// data() call and written through later bypasses the stamp: write through data() again.
+// The stamp is read and written with relaxed atomics, so threads that only share tensors
+// (and call the non-const accessors to read them) do not race on it.
+std::atomic<uint64_t> g_stamp_blocks{1};
+thread_local uint64_t t_stamp_next = 0, t_stamp_end = 0;
+
+uint64_t new_stamp() {
+  if (t_stamp_next == t_stamp_end) [[unlikely]] {
+    t_stamp_next = g_stamp_blocks.fetch_add(1, std::memory_order_relaxed) << 32;
+    t_stamp_end = t_stamp_next + (uint64_t{1} << 32);
+  }
+  return t_stamp_next++;
+}
+
+void restamp(Storage* s) { std::atomic_ref<uint64_t>(s->stamp).store(new_stamp(), std::memory_order_relaxed); }
 
 constexpr int kClasses = 48;
 constexpr size_t kPoolLimit = size_t{1} << 30;
@@ -143,6 +171,7 @@ Storage* allocate_storage(size_t bytes) {
   s->refs = 1;
   s->size_class = cls;
   s->bytes = bytes;
+  restamp(s);
   pool.live += static_cast<int64_t>(bytes);
   pool.peak = std::max(pool.peak, pool.live);
   if (pool.watcher) [[unlikely]] pool.watcher->on_alloc(s, bytes);
@@ -223,11 +252,14 @@ template <typename T>
 T* Tensor::data() {
   UNROLL_CHECK(st_, "data: the tensor is undefined");
   UNROLL_CHECK(dtype_ == dtype_of<T>(), "data: the tensor is {}, not {}", dtype_, dtype_of<T>());
+  restamp(st_);
   return static_cast<T*>(st_->data());
 }
 template <typename T>
 const T* Tensor::data() const {
-  return const_cast<Tensor*>(this)->data<T>();
+  UNROLL_CHECK(st_, "data: the tensor is undefined");
+  UNROLL_CHECK(dtype_ == dtype_of<T>(), "data: the tensor is {}, not {}", dtype_, dtype_of<T>());
+  return static_cast<const T*>(st_->data());
 }
 template float* Tensor::data<float>();
 template double* Tensor::data<double>();
@@ -240,9 +272,17 @@ template const bool* Tensor::data<bool>() const;
 
 void* Tensor::raw_data() {
   UNROLL_CHECK(st_, "data: the tensor is undefined");
+  restamp(st_);
   return st_->data();
 }
-const void* Tensor::raw_data() const { return const_cast<Tensor*>(this)->raw_data(); }
+const void* Tensor::raw_data() const {
+  UNROLL_CHECK(st_, "data: the tensor is undefined");
+  return st_->data();
+}
+
+uint64_t Tensor::write_stamp() const {
+  return st_ ? std::atomic_ref<uint64_t>(st_->stamp).load(std::memory_order_relaxed) : 0;
+}
 
 bool Tensor::unique() const { return st_ && st_->refs == 1; }
 

@@ -78,7 +78,8 @@ public:
   DType dtype() const { return dtype_; }
   bool is_floating() const { return dtype_ == DType::F32 || dtype_ == DType::F64; }
 
-  /// Typed pointer to the elements; throws if T does not match the dtype.
+  /// Typed pointer to the elements; throws if T does not match the dtype. The non-const
+  /// accessors count as a write: they give the storage a new write_stamp().
   template <typename T> T* data();
   template <typename T> const T* data() const;
   void* raw_data();
@@ -98,6 +99,10 @@ public:
   bool same_storage(const Tensor& o) const { return st_ == o.st_; }
   /// The storage's identity (nullptr when undefined): equal for tensors that share storage.
   const void* storage_id() const { return st_; }
+  /// The storage's write stamp (0 when undefined): new at allocation and at every non-const
+  /// data()/raw_data() call, never reused (Note [write stamps] in core/tensor.cpp). Equal
+  /// stamps of one storage mean it was not written through a Tensor in between.
+  uint64_t write_stamp() const;
 
 private:
   Storage* st_ = nullptr;

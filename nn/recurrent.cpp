@@ -182,7 +182,6 @@ std::vector<Variable> split_steps(const char* who, const Variable& x) {
 StepsResult run_cell_steps(RecurrentCell& cell, const std::vector<Variable>& xs, const State& initial,
                            const std::vector<int64_t>& lengths, Direction direction) {
   UNROLL_CHECK(!xs.empty(), "run_cell: no time steps given");
-  WeightLayoutScope layout;  // the cell's weights are laid out for the GEMM once, not per step
   for (size_t t = 0; t < xs.size(); ++t)
     UNROLL_CHECK(xs[t].defined() && xs[t].ndim() == 2 && xs[t].shape() == xs[0].shape(),
                  "run_cell: step {} input is {}, expected 2-D [B,I] like step 0 {}", t,

@@ -45,34 +45,94 @@ TEST_CASE("linear2 passes gradcheck with both, one or no biases, and an input us
   check([&] { return tanh(linear2(h, wh, h, wh, b1, b1)); }, {h, wh, b1});  // every input used twice
 }
 
-TEST_CASE("inside a WeightLayoutScope, linear and linear2 give the same bits and never a stale weight") {
+TEST_CASE("the transposed-operand cache: same bits, copies on the second sighting, never a stale weight") {
+  clear_operand_cache();
   Generator gen(12);
   const Variable x(randn({32, 256}, gen)), h(randn({32, 192}, gen));
   Variable w(randn({512, 256}, gen), true), wh(randn({512, 192}, gen), true), b(randn({512}, gen), true);
-  const Tensor plain = linear(x, w, b).data(), plain2 = linear2(x, w, h, wh, b, b).data();
-  Tensor scoped, scoped2, again, changed;
-  {
-    WeightLayoutScope scope;
-    scoped = linear(x, w, b).data();    // lays out W^T
-    again = linear(x, w, b).data();     // reuses it
-    scoped2 = linear2(x, w, h, wh, b, b).data();
-    // A different weight of the same shape is not mistaken for w.
-    Variable other(randn({512, 256}, gen), true);
-    changed = linear(x, other, b).data();
-    CHECK(equal(changed, linear(x, other, b).data()));
-    NoGradGuard no_grad;
-    CHECK(equal(changed, linear(x, other, b).data()));
-  }
-  CHECK(equal(scoped, plain));
-  CHECK(equal(again, plain));
-  CHECK(equal(scoped2, plain2));
-  CHECK_FALSE(equal(changed, plain));
-  // After the scope, an in-place update of the weight is seen by the next scope.
+  const Tensor first = linear(x, w, b).data();  // first sighting: packed W^T, no copy
+  CHECK(operand_cache_stats().copies == 0);
+  const Tensor second = linear(x, w, b).data();  // second sighting: W^T copied, read in place
+  CHECK(operand_cache_stats().copies == 1);
+  const Tensor third = linear(x, w, b).data();  // a hit
+  CHECK(operand_cache_stats().hits == 1);
+  CHECK(equal(first, second));
+  CHECK(equal(first, third));
+  const Tensor pair1 = linear2(x, w, h, wh, b, b).data(), pair2 = linear2(x, w, h, wh, b, b).data();
+  CHECK(equal(pair1, pair2));
+  CHECK(operand_cache_stats().entries == 2);  // w and wh
+  // A different weight of the same shape is not mistaken for w.
+  Variable other(randn({512, 256}, gen), true);
+  for (int i = 0; i < 3; ++i) CHECK_FALSE(equal(linear(x, other, b).data(), first));
+  // An in-place update (an optimizer step) gives w a new stamp: never served stale, and the
+  // copy of the old value is dropped as soon as w is seen again.
+  const int64_t entries = operand_cache_stats().entries;
   add_(w.data(), ones({512, 256}));
   const Tensor updated = linear(x, w, b).data();
-  WeightLayoutScope scope;
+  CHECK_FALSE(equal(updated, first));
+  CHECK(operand_cache_stats().entries == entries - 1);
   CHECK(equal(linear(x, w, b).data(), updated));
-  CHECK_FALSE(equal(updated, plain));
+  CHECK(equal(linear(x, w, b).data(), updated));
+  CHECK(operand_cache_stats().entries == entries);
+  clear_operand_cache();
+  CHECK(operand_cache_stats().entries == 0);
+  CHECK(operand_cache_stats().bytes == 0);
+}
+
+TEST_CASE("the transposed-operand cache: a freed weight's block reused by another is not mistaken for it") {
+  clear_operand_cache();
+  Generator gen(3);
+  const Tensor x = randn({8, 128}, gen);
+  const void* id = nullptr;
+  Tensor before;
+  {
+    const Tensor w = randn({256, 128}, gen);
+    id = w.storage_id();
+    for (int i = 0; i < 3; ++i) before = matmul(x, w, false, true);
+  }
+  const Tensor w2 = randn({256, 128}, gen);  // the pool hands back the same block
+  CHECK(w2.storage_id() == id);
+  Tensor after;
+  for (int i = 0; i < 3; ++i) after = matmul(x, w2, false, true);
+  CHECK(equal(after, matmul(x, w2.clone(), false, true)));
+  CHECK_FALSE(equal(after, before));
+}
+
+TEST_CASE("the transposed-operand cache: bounded, and used by a hand-written loop and by every recurrent module") {
+  clear_operand_cache();
+  Generator gen(5);
+  const Tensor x = randn({4, 128}, gen);
+  std::vector<Tensor> ws;
+  for (int i = 0; i < 24; ++i) ws.push_back(randn({128, 128}, gen));
+  for (int round = 0; round < 2; ++round)
+    for (const Tensor& w : ws) (void)matmul(x, w, false, true);
+  CHECK(operand_cache_stats().copies == 24);
+  CHECK(operand_cache_stats().entries == 16);  // the least recently used are evicted
+  CHECK(operand_cache_stats().bytes == 16 * 128 * 128 * 4);
+  // Outside the covered shapes nothing is remembered or copied: one row (the GEMV path),
+  // more than 64 rows, a narrow K.
+  clear_operand_cache();
+  for (int i = 0; i < 3; ++i) {
+    (void)matmul(randn({1, 128}, gen), ws[0], false, true);
+    (void)matmul(randn({65, 128}, gen), ws[0], false, true);
+    (void)matmul(randn({4, 64}, gen), randn({512, 64}, gen), false, true);
+  }
+  CHECK(operand_cache_stats().copies == 0);
+
+  // A time loop written by hand, as DESIGN.md teaches: steps 3.. read the copy.
+  clear_operand_cache();
+  Variable wx(randn({512, 128}, gen), true), whh(randn({512, 128}, gen), true), bias(zeros({512}), true);
+  Variable hs(zeros({4, 128}));
+  for (int t = 0; t < 10; ++t) hs = narrow(tanh(linear2(Variable(x), wx, hs, whh, bias)), 1, 0, 128);
+  CHECK(operand_cache_stats().hits == 2 * 8);  // wx and whh, at steps 3..10
+  // An LSTM over 8 steps (no scope, no rule): W_hh [512,128] is copied once, read 6 times.
+  clear_operand_cache();
+  LSTM lstm({.input_size = 32, .hidden_size = 128});
+  const auto out = lstm.forward(Variable(randn({8, 4, 32}, gen)));
+  CHECK(operand_cache_stats().copies == 1);
+  CHECK(operand_cache_stats().hits == 6);
+  sum(out.output).backward();
+  clear_operand_cache();
 }
 
 TEST_CASE("linear2 equals linear + linear, and checks its shapes") {

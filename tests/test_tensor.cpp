@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <thread>
 #include <vector>
 
 using namespace unroll;
@@ -698,4 +699,32 @@ TEST_CASE("to_string elides large tensors") {
   CHECK(to_string(tensor({1e9, 1})) == "tensor([1.0000e+09, 1.0000e+00], shape=[2], dtype=float32)");
   // 999 elements are printed in full
   CHECK(to_string(zeros({999})).find("...") == std::string::npos);
+}
+
+TEST_CASE("write stamps: new at allocation and at every mutable access, not at a read") {
+  Tensor a = zeros({4});
+  const Tensor& ca = a;
+  const uint64_t s0 = a.write_stamp();
+  CHECK(s0 != 0);
+  (void)ca.data<float>();
+  (void)ca.raw_data();
+  CHECK(a.write_stamp() == s0);
+  (void)a.data<float>();
+  const uint64_t s1 = a.write_stamp();
+  CHECK(s1 != s0);
+  (void)a.raw_data();
+  CHECK(a.write_stamp() != s1);
+  CHECK(a.reshape({2, 2}).write_stamp() == a.write_stamp());  // the stamp belongs to the storage
+  const void* id = a.storage_id();
+  const uint64_t last = a.write_stamp();
+  a = Tensor();
+  const Tensor b = zeros({4});  // the same pooled block, a new stamp
+  CHECK(b.storage_id() == id);
+  CHECK(b.write_stamp() != last);
+  CHECK(Tensor().write_stamp() == 0);
+  // Stamps made on another thread never repeat this thread's.
+  uint64_t other = 0;
+  std::thread([&] { other = zeros({4}).write_stamp(); }).join();
+  CHECK(other != b.write_stamp());
+  CHECK((other >> 32) != (b.write_stamp() >> 32));
 }
