@@ -86,6 +86,7 @@ struct Node {
     std::string name;
     std::vector<std::function<void(const Tensor&)>> hooks;
     detail::DeferredWeightGrad deferred;  // Note [deferred weight gradients]
+    Variable grad_var;  // the recorded .grad of backward(create_graph); Note [recorded .grad]
   };
   std::unique_ptr<Extra> extra;
 

@@ -42,8 +42,26 @@ void retain(Node* n) { ++n->refs; }
 // The shape and dtype stay on the node (gradient shapes, graph export, error messages).
 // Leaves, nodes that keep their gradient (retain_grad) and nodes with hooks keep it.
 void drop_handle(Node* n) {
-  if (--n->handles == 0 && n->refs > 1 && n->op != nullptr && !n->retain_grad && !n->extra) n->data = Tensor();
+  if (--n->handles != 0) return;
+  if (n->extra && n->extra->grad_var.defined()) {  // Note [recorded .grad]: break the cycle
+    const Variable cut = std::move(n->extra->grad_var);  // the caller's reference keeps n alive
+    return;
+  }
+  if (n->refs > 1 && n->op != nullptr && !n->retain_grad && !n->extra) n->data = Tensor();
 }
+
+// Note [recorded .grad]
+// backward({.create_graph = true}) records the gradient a leaf (or a retain_grad node)
+// accumulates: Extra::grad_var holds it as a Variable, and .grad holds its value. That
+// gradient's graph usually reaches back to the leaf itself (d(x^3)/dx = 3x^2 reads x), so
+// leaf -> grad_var -> ... -> leaf is a cycle of references, as in PyTorch (which warns about
+// it). It is cut when the gradient is dropped or replaced (zero_grad, set_grad, grad_mut:
+// an in-place edit is not recorded) and when the last handle of the Variable goes away
+// (nobody can ask for the gradient then), so a model that is zero_grad'ed between steps, or
+// destroyed, frees the lot. The recorded gradient counts only while .grad is its value (the
+// same storage): a first-order backward after a recorded one adds a constant into a new
+// buffer (the shared one is never added to in place), so grad_variable() then returns the
+// sum as a constant; grad() sets the leaves' gradients aside and puts the same buffers back.
 
 void release(Node* n) {
   if (--n->refs) return;
@@ -94,6 +112,15 @@ void accumulate(Node* n, Tensor g) {
 Node::Extra& extra_of(Node* n) {
   if (!n->extra) n->extra = std::make_unique<Node::Extra>();
   return *n->extra;
+}
+
+void accumulate_recorded(Node* n, const Variable& g) {
+  Variable& slot = extra_of(n).grad_var;
+  if (slot.defined())
+    slot = add(slot, g);
+  else
+    slot = n->grad.defined() ? add(Variable(n->grad), g) : g;
+  n->grad = slot.data();
 }
 
 // Note [deferred weight gradients]
@@ -155,10 +182,13 @@ void DeferredWeightGrad::clear() {
 namespace {
 // Free lists of node memory by size class (64-byte steps up to 1 KiB; larger nodes use the
 // global heap). Per thread, so no locking; a node freed on another thread joins that
-// thread's list, which is harmless.
-constexpr size_t kNodeClassBytes = 64, kNodeClasses = 16;
+// thread's list (a node's memory carries no owner, unlike tensor storage), and each thread
+// keeps at most kNodePoolLimit bytes, so a one-way hand-off of graphs cannot grow the
+// freeing thread's lists without bound.
+constexpr size_t kNodeClassBytes = 64, kNodeClasses = 16, kNodePoolLimit = size_t{256} << 20;
 struct NodePool {
   std::vector<void*> free[kNodeClasses];
+  size_t cached = 0;  // bytes on the lists
   ~NodePool();
 };
 thread_local NodePool t_node_pool;
@@ -178,13 +208,17 @@ void* Node::operator new(size_t bytes) {
   if (list.empty()) return ::operator new((cls + 1) * kNodeClassBytes);
   void* p = list.back();
   list.pop_back();
+  t_node_pool.cached -= (cls + 1) * kNodeClassBytes;
   return p;
 }
 
 void Node::operator delete(void* p, size_t bytes) {
   const size_t cls = node_class(bytes);
-  if (cls >= kNodeClasses || t_node_pool_gone) return ::operator delete(p);
+  const size_t block = (cls + 1) * kNodeClassBytes;
+  if (cls >= kNodeClasses || t_node_pool_gone || t_node_pool.cached + block > kNodePoolLimit)
+    return ::operator delete(p);
   t_node_pool.free[cls].push_back(p);
+  t_node_pool.cached += block;
 }
 
 Node::~Node() {
@@ -390,6 +424,10 @@ Variable::~Variable() {
   }
 }
 
+static void forget_recorded_grad(Node* n) {
+  if (n->extra) n->extra->grad_var = Variable();  // Note [recorded .grad]
+}
+
 static Node* checked(const Node* n, const char* what) {
   UNROLL_CHECK(n, "{}: the Variable is undefined", what);
   return const_cast<Node*>(n);
@@ -400,6 +438,7 @@ Tensor& Variable::data() { return checked(node_, "data")->data; }
 const Tensor& Variable::grad() const { return checked(node_, "grad")->grad; }
 Tensor& Variable::grad_mut() {
   Node* n = checked(node_, "grad");
+  forget_recorded_grad(n);
   if (n->grad.defined() && !n->grad.unique()) n->grad = n->grad.clone();
   return n->grad;
 }
@@ -407,9 +446,23 @@ void Variable::set_grad(Tensor g) {
   Node* n = checked(node_, "set_grad");
   UNROLL_CHECK(!g.defined() || g.shape() == n->data.shape(), "set_grad: gradient shape {} differs from value shape {}",
                g.shape(), n->data.shape());
+  forget_recorded_grad(n);
   n->grad = std::move(g);
 }
-void Variable::zero_grad() { checked(node_, "zero_grad")->grad = Tensor(); }
+void Variable::zero_grad() {
+  Node* n = checked(node_, "zero_grad");
+  forget_recorded_grad(n);
+  n->grad = Tensor();
+}
+Variable Variable::grad_variable() const {
+  Node* n = checked(node_, "grad_variable");
+  if (!n->grad.defined()) return Variable();
+  // The recorded gradient is current while .grad is its value (the same storage): a later
+  // first-order backward or an edit puts a new buffer there (Note [recorded .grad]).
+  if (n->extra && n->extra->grad_var.defined() && n->extra->grad_var.data().storage_id() == n->grad.storage_id())
+    return n->extra->grad_var;
+  return Variable(n->grad);
+}
 bool Variable::requires_grad() const { return checked(node_, "requires_grad")->requires_grad; }
 Variable& Variable::set_requires_grad(bool on) {
   Node* n = checked(node_, "set_requires_grad");
@@ -640,7 +693,7 @@ void run_engine_graph(const EngineRun& run, std::span<const Variable> seeds, std
         if (run.targets[k] == n) (*captured)[k] = g;
       if (!runs_backward(n, need)) continue;
     } else {
-      if (!n->op || n->retain_grad) accumulate(n, value);  // .grad stays a plain Tensor
+      if (!n->op || n->retain_grad) accumulate_recorded(n, g);  // Note [recorded .grad]
       if (!n->op) continue;
     }
     GradsGraph grads(n, need, &map);

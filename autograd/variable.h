@@ -29,8 +29,9 @@ struct BackwardOptions {
   /// Keep saved tensors so the graph can be walked again; unset = create_graph.
   std::optional<bool> retain_graph;
   /// Record the backward pass itself as ops (each formula in autograd/ops.cpp runs on
-  /// Variables), so gradients can be differentiated again. The leaves' .grad stays a plain
-  /// Tensor; use grad() (autograd/grad.h) to get the gradients as differentiable Variables.
+  /// Variables), so gradients can be differentiated again. As in PyTorch, the gradient a
+  /// leaf accumulates is then itself recorded: Variable::grad_variable() returns it as a
+  /// Variable that can be differentiated (grad() still returns its value as a Tensor).
   bool create_graph = false;
 };
 
@@ -64,6 +65,10 @@ public:
   void set_grad(Tensor g);
   /// Drops the gradient (like PyTorch's zero_grad(set_to_none=True)).
   void zero_grad();
+  /// The accumulated gradient as a Variable: after backward({.create_graph = true}) the
+  /// recorded one (PyTorch's x.grad with a grad_fn: differentiate it again); otherwise a
+  /// constant holding grad(); undefined if there is no gradient. Note [recorded .grad].
+  Variable grad_variable() const;
 
   bool requires_grad() const;
   Variable& set_requires_grad(bool on = true);  ///< leaves only

@@ -466,6 +466,15 @@ static int run(int argc, char** argv) {
     }
     fmt::print("\n");
   }
+  if (sharp_every > 0) {  // the curves of sharpness.svg, as numbers
+    fmt::print("\nsharpness curve: lambda_max by training step (median over seeds)\n{:<10}", "step");
+    for (double st : sharp_steps) fmt::print(" {:>8g}", st);
+    for (const CellResult& r : results) {
+      fmt::print("\n{:<10}", cell_kind_name(r.kind));
+      for (double v : median_curve(r.sharp)) fmt::print(" {:>8.3g}", v);
+    }
+    fmt::print("\n");
+  }
 
   // Figures.
   std::vector<std::string> paths;
@@ -494,7 +503,7 @@ static int run(int argc, char** argv) {
         size_t n = 0;
         while (n < b.size() && b[n] < 1e6) ++n;
         b.resize(n), x.resize(n);
-        p.add("bound ||W_hh||^T", x, b, true);
+        p.add("bound ||W_hh||^T (cut at 1e6)", x, b, true);
         p.series.back().color = colour(r.kind);
       }
     }

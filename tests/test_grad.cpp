@@ -149,7 +149,7 @@ TEST_CASE("create_graph: grad of grad with grad_outputs that require grad") {
   CHECK(values(gg[1]) == std::vector<double>{4, 32, -72});
 }
 
-TEST_CASE("create_graph with backward(): leaves get plain gradients; a second backward adds the Hessian") {
+TEST_CASE("create_graph with backward(): .grad holds the values; a second, plain backward adds to them") {
   Variable x = param({0.5, -1.0}, {2});
   Variable w = param({2.0, 3.0}, {2});
   const Variable y = sum(x * x * x * w);  // dy/dx = 3 x^2 w
@@ -166,6 +166,49 @@ TEST_CASE("create_graph with backward(): leaves get plain gradients; a second ba
   z.register_hook([&](const Tensor& gz) { seen.push_back(gz.item()); });
   sum(z * z).backward({.retain_graph = {}, .create_graph = true});
   CHECK(seen == std::vector<double>{4.0});
+}
+
+TEST_CASE("create_graph with backward(): grad_variable() is the recorded .grad (differentiate it again)") {
+  const int64_t base = live_nodes();
+  {
+    Variable x = param({0.5, -1.0}, {2});
+    Variable w = param({2.0, 3.0}, {2});
+    CHECK_FALSE(x.grad_variable().defined());
+    const Variable y = sum(x * x * x * w);  // dy/dx = 3 x^2 w, d2y/dx2 = 6 x w
+    y.backward({.retain_graph = {}, .create_graph = true});
+    const Variable gx = x.grad_variable();
+    REQUIRE(gx.requires_grad());
+    CHECK(values(gx) == std::vector<double>{1.5, 9.0});
+    CHECK(x.grad().to_vector() == values(gx));
+    // d/dx sum(dy/dx) = 6 x w, d/dw = 3 x^2: the gradient of the gradient, as torch gives it
+    // (retaining the graph, which gx's reaches back into, for the backward passes below).
+    const GradOptions keep{.retain_graph = true};
+    const std::vector<Variable> g2 = grad(sum(gx), std::vector<Variable>{x, w}, keep);
+    CHECK(values(g2[0]) == std::vector<double>{6.0, -18.0});
+    CHECK(values(g2[1]) == std::vector<double>{0.75, 3.0});
+    // A second recorded backward accumulates, still recorded: dy/dx twice, so 12 x w.
+    y.backward({.retain_graph = {}, .create_graph = true});
+    CHECK(values(x.grad_variable()) == std::vector<double>{3.0, 18.0});
+    const std::vector<Variable> g3 = grad(sum(x.grad_variable()), std::vector<Variable>{x}, keep);
+    CHECK(values(g3[0]) == std::vector<double>{12.0, -36.0});
+    // A plain backward after it adds a constant: the recorded gradient is dropped.
+    y.backward({.retain_graph = true});
+    CHECK(values(x.grad_variable()) == std::vector<double>{4.5, 27.0});
+    CHECK_FALSE(x.grad_variable().requires_grad());
+    // zero_grad cuts the leaf -> gradient -> leaf cycle.
+    y.backward({.retain_graph = {}, .create_graph = true});
+    CHECK(x.grad_variable().requires_grad());
+    x.zero_grad();
+    w.zero_grad();
+    CHECK_FALSE(x.grad_variable().defined());
+    // An in-place edit of the gradient is not recorded: the edited value, as a constant.
+    y.backward({.retain_graph = {}, .create_graph = true});
+    mul_(x.grad_mut(), 2.0);
+    CHECK(values(x.grad_variable()) == std::vector<double>{3.0, 18.0});
+    CHECK_FALSE(x.grad_variable().requires_grad());
+    y.backward({.retain_graph = {}, .create_graph = true});  // left recorded: freed with x below
+  }
+  CHECK(live_nodes() == base);
 }
 
 TEST_CASE("create_graph: allow_unused, an unused input, and a first derivative that is constant") {

@@ -466,6 +466,57 @@ TEST_CASE(CHECKER ": inputs used twice, diamonds and recurrent composites") {
   run(t);
 }
 
+// ---- the op table ------------------------------------------------------------------------
+// Every op the library records (each record("name", ...) in autograd/ and nn/) must be
+// proven by a float64 check of `checker` (gradcheck here; gradgradcheck in
+// tests/test_gradgradcheck.cpp): either a table case recorded it (seen by OpCollector), or
+// `elsewhere` names the test file whose check covers it; that file must call the checker
+// and contain the given text. A new op with neither fails. (It reads the table's coverage
+// from the cases run before it, in file order: run alone, with -tc, it says so and checks
+// nothing.)
+namespace {
+using Elsewhere = std::map<std::string, std::pair<std::string, std::string>>;
+[[maybe_unused]] void check_op_table(const std::string& checker, const std::string& home, const Elsewhere& elsewhere) {
+  if (covered_ops().empty()) {
+    MESSAGE(checker << " op table: no table case ran before this test (filtered run): nothing to check");
+    return;
+  }
+  namespace fs = std::filesystem;
+  const fs::path root = UNROLL_SOURCE_DIR;
+  auto read = [](const fs::path& p) {
+    std::ifstream f(p);
+    return std::string{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  };
+  std::set<std::string> recorded;
+  const std::regex literal(R"(record(?:_conv)?\("([a-z0-9_]+)\")");
+  for (const char* dir : {"autograd", "nn"}) {
+    for (const auto& e : fs::directory_iterator(root / dir)) {
+      if (e.path().extension() != ".cpp") continue;
+      const std::string text = read(e.path());
+      for (auto it = std::sregex_iterator(text.begin(), text.end(), literal); it != std::sregex_iterator(); ++it)
+        recorded.insert((*it)[1].str());
+    }
+  }
+  REQUIRE_MESSAGE(recorded.size() >= 50, "op table: found only " << recorded.size() << " recorded ops");
+  for (const std::string& op : recorded) {
+    INFO("op '" << op << "'");
+    if (covered_ops().count(op)) continue;
+    const auto it = elsewhere.find(op);
+    if (it == elsewhere.end()) {
+      FAIL_CHECK("op '" << op << "' is recorded by the library but no " << checker << " table case records it: add a case "
+                 "to " << home << " (or list the test that checks it in `elsewhere`)");
+      continue;
+    }
+    const auto& [file, needle] = it->second;
+    const std::string test = read(root / "tests" / file);
+    CHECK_MESSAGE(test.find(checker + "(") != std::string::npos, file << " calls no " << checker);
+    CHECK_MESSAGE(test.find(needle) != std::string::npos, file << " does not contain '" << needle << "'");
+  }
+  for (const auto& [op, where] : elsewhere)  // a stale exemption (the op was renamed or removed) fails too
+    CHECK_MESSAGE(recorded.count(op), "exemption for '" << op << "' (" << where.first << ") names no recorded op");
+}
+}  // namespace
+
 #ifndef UNROLL_GRADGRADCHECK_TABLE
 // ---- the documented subgradients at the kinks --------------------------------------------
 // Finite differences are meaningless exactly at a kink (they average the two sides), so
@@ -633,18 +684,11 @@ TEST_CASE("custom op: cube, defined as in autograd/function.h") {
   CHECK_MESSAGE(r3.ok, "cube second derivatives: " << r3.summary());
 }
 
-// ---- the op table ------------------------------------------------------------------------
-// Every op the library records (each record("name", ...) in autograd/ and nn/) must be
-// proven by a float64 gradient check: either a case of the tables above recorded it (seen by
-// OpCollector), or it is listed here with the test file whose gradcheck covers it; that
-// file must call gradcheck and name the op. A new op with neither fails this test. (It reads
-// the table's coverage from the cases run before it, in file order: run alone, with -tc,
-// it says so and checks nothing.)
 TEST_CASE("op table: every recorded op has a float64 gradcheck case") {
   // op -> {the test file that gradchecks it, the text that file must contain}. The backward
   // helpers are recorded only when a backward is itself recorded (create_graph), so they are
   // proven by the gradgradcheck of the op whose backward they are.
-  const std::map<std::string, std::pair<std::string, std::string>> elsewhere = {
+  const Elsewhere elsewhere = {
       {"conv1d", {"test_conv.cpp", "conv1d("}},
       {"conv2d", {"test_conv.cpp", "conv2d("}},
       {"max_pool1d", {"test_conv.cpp", "max_pool1d("}},
@@ -666,42 +710,6 @@ TEST_CASE("op table: every recorded op has a float64 gradcheck case") {
       {"index_add_into", {"test_gradgradcheck.cpp", "index_add_into"}},
   };
 
-  if (covered_ops().empty()) {
-    MESSAGE("op table: no table case ran before this test (filtered run): nothing to check");
-    return;
-  }
-  namespace fs = std::filesystem;
-  const fs::path root = UNROLL_SOURCE_DIR;
-  auto read = [](const fs::path& p) {
-    std::ifstream f(p);
-    return std::string{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-  };
-  std::set<std::string> recorded;
-  const std::regex literal(R"(record(?:_conv)?\("([a-z0-9_]+)\")");
-  for (const char* dir : {"autograd", "nn"}) {
-    for (const auto& e : fs::directory_iterator(root / dir)) {
-      if (e.path().extension() != ".cpp") continue;
-      const std::string text = read(e.path());
-      for (auto it = std::sregex_iterator(text.begin(), text.end(), literal); it != std::sregex_iterator(); ++it)
-        recorded.insert((*it)[1].str());
-    }
-  }
-  REQUIRE_MESSAGE(recorded.size() >= 50, "op table: found only " << recorded.size() << " recorded ops");
-  for (const std::string& op : recorded) {
-    INFO("op '" << op << "'");
-    if (covered_ops().count(op)) continue;
-    const auto it = elsewhere.find(op);
-    if (it == elsewhere.end()) {
-      FAIL_CHECK("op '" << op << "' is recorded by the library but no gradcheck table case records it: add a case "
-                 "to tests/test_gradcheck.cpp (or list the test that checks it in `elsewhere`)");
-      continue;
-    }
-    const auto& [file, needle] = it->second;
-    const std::string test = read(root / "tests" / file);
-    CHECK_MESSAGE(test.find("gradcheck(") != std::string::npos, file << " calls no gradcheck");
-    CHECK_MESSAGE(test.find(needle) != std::string::npos, file << " does not contain '" << needle << "'");
-  }
-  for (const auto& [op, where] : elsewhere)  // a stale exemption (the op was renamed or removed) fails too
-    CHECK_MESSAGE(recorded.count(op), "exemption for '" << op << "' (" << where.first << ") names no recorded op");
+  check_op_table("gradcheck", "tests/test_gradcheck.cpp", elsewhere);
 }
 #endif  // UNROLL_GRADGRADCHECK_TABLE
