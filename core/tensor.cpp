@@ -1,5 +1,8 @@
-// Tensor basics: storage and its pool, shapes, creation, random numbers.
+// Tensor basics: handles, write stamps, shapes, creation, random numbers (the storage
+// pool is core/storage.cpp).
 #include "core/tensor.h"
+
+#include "core/storage.h"
 
 #include <algorithm>
 #include <atomic>
@@ -9,10 +12,6 @@
 #include <cstring>
 #include <limits>
 #include <numbers>
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace unroll {
 
@@ -76,21 +75,13 @@ int normalize_axis(const char* op, int axis, int ndim) {
   return axis < 0 ? axis + ndim : axis;
 }
 
-// ---- Storage and its pool ---------------------------------------------------------------
-// A block is a 64-byte header followed by the data, so the data is 64-byte aligned and one
-// allocation serves both. Freed blocks go to a per-thread free list for their power-of-two
-// size class; the pool keeps at most kPoolLimit bytes.
-
-struct Storage {
-  int64_t refs;
-  int size_class;
-  size_t bytes;
-  uint64_t stamp;  // Note [write stamps]; accessed through std::atomic_ref
-  void* data() { return reinterpret_cast<char*>(this) + 64; }
-};
-static_assert(sizeof(Storage) <= 64);
+// ---- write stamps -----------------------------------------------------------------------
+// Storage and its pool: core/storage.{h,cpp}.
 
 namespace {
+using detail::Storage;
+using detail::allocate_storage;
+using detail::release_storage;
 
 // Note [write stamps]
 // Every storage carries a stamp that changes whenever its bytes may change: at allocation
@@ -118,84 +109,7 @@ uint64_t new_stamp() {
 
 void restamp(Storage* s) { std::atomic_ref<uint64_t>(s->stamp).store(new_stamp(), std::memory_order_relaxed); }
 
-constexpr int kClasses = 48;
-constexpr size_t kPoolLimit = size_t{1} << 30;
-
-struct Pool {
-  std::vector<Storage*> free[kClasses];
-  size_t cached = 0;
-  int64_t live = 0;  // requested bytes of live storage (memory_stats)
-  int64_t peak = 0;
-  detail::StorageWatcher* watcher = nullptr;  // the memory meter, when one is alive
-  ~Pool() {
-    for (auto& list : free)
-      for (Storage* s : list) std::free(s);
-  }
-};
-thread_local Pool pool;
-
-// Note [huge pages for large tensors]
-// A fresh block is mapped lazily by the kernel, one page fault per 4 KiB page touched, and
-// under a hypervisor each fault is expensive: the [N, V] logits of a word-LM batch (V = 6,023)
-// spent ~25% of a training step in page faults. Blocks of kHugeBlock bytes or more are
-// 2 MiB aligned and marked MADV_HUGEPAGE, so where transparent huge pages are enabled
-// (the common "madvise" setting) they fault in 2 MiB at a time. Measured (bench_rnn,
-// back to back): word LM minibatch 64 3,900 -> 5,600 words/s, minibatch 16 5,800 -> 7,600,
-// a 10,000-step LSTM sequence 808 -> 680 ms per training step.
-constexpr size_t kHugeBlock = size_t{4} << 20, kHugePage = size_t{2} << 20;
-
-void* allocate_block(size_t block) {
-  if (block < kHugeBlock) return std::aligned_alloc(64, block);
-  void* p = std::aligned_alloc(kHugePage, block);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (p) madvise(p, block, MADV_HUGEPAGE);  // a hint: failure is harmless
-#endif
-  return p;
-}
-
-Storage* allocate_storage(size_t bytes) {
-  size_t total = std::max<size_t>(bytes + 64, 128);
-  int cls = std::bit_width(total - 1);  // block size 2^cls >= total
-  UNROLL_CHECK(cls < kClasses, "tensor: cannot allocate {} bytes", bytes);
-  size_t block = size_t{1} << cls;
-  Storage* s;
-  if (!pool.free[cls].empty()) {
-    s = pool.free[cls].back();
-    pool.free[cls].pop_back();
-    pool.cached -= block;
-  } else {
-    void* p = allocate_block(block);
-    if (!p) fail("tensor: out of memory allocating {} bytes", bytes);
-    s = static_cast<Storage*>(p);
-  }
-  s->refs = 1;
-  s->size_class = cls;
-  s->bytes = bytes;
-  restamp(s);
-  pool.live += static_cast<int64_t>(bytes);
-  pool.peak = std::max(pool.peak, pool.live);
-  if (pool.watcher) [[unlikely]] pool.watcher->on_alloc(s, bytes);
-  return s;
-}
-
-void release_storage(Storage* s) {
-  if (--s->refs) return;
-  if (pool.watcher) [[unlikely]] pool.watcher->on_free(s);
-  pool.live -= static_cast<int64_t>(s->bytes);
-  size_t block = size_t{1} << s->size_class;
-  if (pool.cached + block <= kPoolLimit) {
-    pool.free[s->size_class].push_back(s);
-    pool.cached += block;
-  } else {
-    std::free(s);
-  }
-}
-
 }  // namespace
-
-MemoryStats memory_stats() { return {pool.live, pool.peak}; }
-void reset_peak_memory() { pool.peak = pool.live; }
-detail::StorageWatcher*& detail::storage_watcher() { return pool.watcher; }
 
 // ---- Tensor -----------------------------------------------------------------------------
 
@@ -233,6 +147,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
                shape);
   Tensor t;
   t.st_ = allocate_storage(static_cast<size_t>(n) * dtype_size(dtype));
+  restamp(t.st_);
   t.shape_ = shape;
   t.dtype_ = dtype;
   return t;

@@ -56,7 +56,9 @@ private:
 /// Turns a possibly negative axis into 0..ndim-1, or throws naming the op.
 int normalize_axis(const char* op, int axis, int ndim);
 
-struct Storage;
+namespace detail {
+struct Storage;  // core/storage.h
+}
 
 class Tensor {
 public:
@@ -105,7 +107,7 @@ public:
   uint64_t write_stamp() const;
 
 private:
-  Storage* st_ = nullptr;
+  detail::Storage* st_ = nullptr;
   Shape shape_;
   DType dtype_ = DType::F32;
 };
@@ -117,8 +119,9 @@ private:
 void set_num_threads(int n);
 int num_threads();  ///< like torch.get_num_threads
 
-/// Bytes held by live tensor storage on this thread (requested sizes, not pool blocks), and
-/// the largest value since the last reset_peak_memory().
+/// Bytes of live tensor storage this thread allocated (requested sizes, not pool blocks),
+/// wherever it is freed (Note [storage across threads], core/storage.cpp), and the largest
+/// value since the last reset_peak_memory().
 struct MemoryStats {
   int64_t live_bytes = 0;
   int64_t peak_bytes = 0;

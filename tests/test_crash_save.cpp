@@ -380,3 +380,47 @@ TEST_CASE("a read-only directory: a clear error naming the file, the previous fi
   testing::set_atomic_anonymous_writes(true);
   CHECK(::umount(dir.c_str()) == 0);
 }
+
+// The same without a mount: a directory the writer may not write to (mode 0555). Root
+// ignores permissions, so then the saves run in a child process that first drops to the
+// user nobody (65534); the child reports by its exit status.
+TEST_CASE("a directory without write permission (0555): a clear error naming the file, the previous file intact") {
+  const fs::path dir = scratch("nowrite");
+  const std::string path = (dir / "c.safetensors").string();
+  save_safetensors(path, versioned(1000, 1), {{"version", "1"}});
+  const std::vector<uint8_t> before = read_bytes(path);
+  using fs::perms;
+  fs::permissions(dir, perms::owner_read | perms::owner_exec | perms::group_read | perms::group_exec |
+                           perms::others_read | perms::others_exec);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (::geteuid() == 0 && ::setuid(65534) != 0) ::_exit(64);  // cannot drop root: skip
+    int bad = 0;
+    for (bool anonymous : {true, false}) {
+      testing::set_atomic_anonymous_writes(anonymous);
+      try {
+        save_safetensors(path, versioned(1000, 2));
+        bad |= 1;  // it wrote
+      } catch (const Error& e) {
+        const std::string what = e.what();
+        if (what.find(fmt::format("cannot create '{}", path)) == std::string::npos) bad |= 2;
+        if (what.find("Permission denied") == std::string::npos) bad |= 4;
+      }
+    }
+    ::_exit(bad);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  fs::permissions(dir, perms::owner_all, fs::perm_options::add);
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 64) {
+    MESSAGE("skipped: running as root and cannot drop to uid 65534");
+    return;
+  }
+  CHECK_MESSAGE(WEXITSTATUS(status) == 0, "child status " << WEXITSTATUS(status)
+                                                           << " (1: the save succeeded, 2: the error names no file, 4: "
+                                                              "no 'Permission denied')");
+  CHECK(read_bytes(path) == before);
+  CHECK(others(dir, "c.safetensors").empty());
+}
