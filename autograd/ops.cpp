@@ -1,14 +1,16 @@
 // Every differentiable op: the forward value from a core kernel, then the backward that
 // record() stores with it. The math is in the comment above each op (dy: gradient of the
 // output; dx: gradient of input x; y: the output).
+//
+// One file on purpose (about 500 lines): it is the op library read as one table, in the
+// order of autograd/ops.h, one op to a paragraph, and its ops are read side by side (most
+// backwards are other ops of this file). erf/gelu (ops_extra.cpp) and convolution/pooling
+// (conv.cpp) live apart because each brings kernels of its own.
 #include "autograd/ops.h"
 
 #include "autograd/formula.h"
 
 namespace unroll {
-
-namespace {
-}  // namespace
 
 // ---- elementwise unary ----------------------------------------------------------------
 

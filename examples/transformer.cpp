@@ -28,6 +28,12 @@
 // and CPU time. Throughput is per CPU second, which a busy machine does not inflate (the
 // kernels run on one thread unless set_num_threads says otherwise).
 //
+// The program reads like its steps: parse (the flags -> Config), load_text; for (a)
+// reversal_data, reversal_models, train_reversal, reversal_attention, plot_reversal; for (b)
+// split_text, lm_models, train_lm, lm_attention, plot_lm; then print_table and, with
+// --json, json_summary. run() at the bottom calls them in that order. Every model is built
+// right after manual_seed(--seed), and both models of a task read the same batches.
+//
 //   ./transformer                                   # both tasks, under a minute
 //   ./transformer --text /work/shared/data/ptb/valid.txt --lm-steps 600
 //   ./transformer --len 12 --rev-steps 800 --layers 3
@@ -71,50 +77,71 @@ struct Run {
   double val_bpc = NAN;                    // LM
 };
 
-struct TrainConfig {
+// ---- the training loop (both tasks, both models) ---------------------------------------------
+
+struct Schedule {
   int64_t steps;
-  double lr;
+  double lr;       // the peak learning rate
   int64_t warmup;  // linear warm-up steps, then cosine decay to lr/20
-  double clip;
+  double clip;     // gradient norm clipping
   int64_t eval_every = 0;  // 0: no evaluation during training
 };
 
-/// Adam with warm-up and cosine decay, clip_grad_norm; loss_at(step) builds the loss of one
-/// step's batch; evaluate(step), if given, runs every eval_every steps (and at the end)
-/// outside the timed part.
-void train(Module& model, const TrainConfig& cfg, Run& run, const std::function<Variable(int64_t)>& loss_at,
-           const std::function<void(int64_t)>& evaluate, bool show_progress) {
-  optim::Adam opt(model.parameters(), cfg.lr);
-  Progress progress(run.task + ", " + run.model, cfg.steps, show_progress);
-  double smooth = NAN;
-  std::chrono::duration<double> busy{0};
-  std::clock_t cpu = 0;
-  if (evaluate) evaluate(0);
-  for (int64_t step = 1; step <= cfg.steps; ++step) {
-    const double warm =
-        std::min(1.0, static_cast<double>(step) / static_cast<double>(std::max<int64_t>(cfg.warmup, 1)));
-    const double cosine =
-        0.5 * (1 + std::cos(std::numbers::pi * static_cast<double>(step - 1) / static_cast<double>(cfg.steps)));
-    opt.set_lr(cfg.lr * warm * (0.05 + 0.95 * cosine));
+/// The learning rate of step 1 .. steps: linear warm-up, then cosine decay to lr/20.
+double scheduled_lr(const Schedule& s, int64_t step) {
+  const double warm =
+      std::min(1.0, static_cast<double>(step) / static_cast<double>(std::max<int64_t>(s.warmup, 1)));
+  const double cosine =
+      0.5 * (1 + std::cos(std::numbers::pi * static_cast<double>(step - 1) / static_cast<double>(s.steps)));
+  return s.lr * warm * (0.05 + 0.95 * cosine);
+}
+
+/// What the training loop carries from one step to the next besides the model.
+struct TrainLoop {
+  optim::Adam opt;
+  Progress progress;
+  double smooth = NAN;                    // the loss, smoothed for the progress line
+  std::chrono::duration<double> busy{0};  // wall time inside the training steps
+  std::clock_t cpu = 0;                   // CPU time inside them
+
+  TrainLoop(Module& model, const Schedule& s, const std::string& label, bool show)
+      : opt(model.parameters(), s.lr), progress(label, s.steps, show) {}
+
+  /// One timed step: zero_grad, the loss, backward, clipping, the update -> the loss.
+  double step(Module& model, double clip, const std::function<Variable()>& loss_of) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::clock_t c0 = std::clock();
     opt.zero_grad();
-    Variable loss = loss_at(step);
+    Variable loss = loss_of();
     loss.backward();
-    clip_grad_norm(model.parameters(), cfg.clip);
+    clip_grad_norm(model.parameters(), clip);
     opt.step();
     busy += std::chrono::steady_clock::now() - t0;
     cpu += std::clock() - c0;
     const double l = loss.item();
     smooth = std::isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
+    return l;
+  }
+};
+
+/// Adam on the schedule, clip_grad_norm; loss_at(step) builds the loss of one step's batch;
+/// evaluate(step), if given, runs every eval_every steps (and at the end) outside the timed
+/// part.
+void train(Module& model, const Schedule& s, Run& run, const std::function<Variable(int64_t)>& loss_at,
+           const std::function<void(int64_t)>& evaluate, bool show_progress) {
+  TrainLoop loop(model, s, run.task + ", " + run.model, show_progress);
+  if (evaluate) evaluate(0);
+  for (int64_t step = 1; step <= s.steps; ++step) {
+    loop.opt.set_lr(scheduled_lr(s, step));
+    const double l = loop.step(model, s.clip, [&] { return loss_at(step); });
     run.loss_x.push_back(static_cast<double>(step));
     run.loss_y.push_back(l);
-    if (evaluate && cfg.eval_every > 0 && (step % cfg.eval_every == 0 || step == cfg.steps)) evaluate(step);
-    progress.update(step, smooth);
+    if (evaluate && s.eval_every > 0 && (step % s.eval_every == 0 || step == s.steps)) evaluate(step);
+    loop.progress.update(step, loop.smooth);
   }
-  progress.finish();
-  run.seconds = busy.count();
-  run.cpu_seconds = static_cast<double>(cpu) / CLOCKS_PER_SEC;
+  loop.progress.finish();
+  run.seconds = loop.busy.count();
+  run.cpu_seconds = static_cast<double>(loop.cpu) / CLOCKS_PER_SEC;
 }
 
 // ---- (a) reversal: data ----------------------------------------------------------------------
@@ -329,9 +356,11 @@ struct Accuracy {
   double sequence, token;
 };
 
+/// A model's greedy decoder: strings -> outputs (L+1 tokens each).
+using Decode = std::function<std::vector<Seq>(const std::vector<Seq>&)>;
+
 /// Greedy decoding of `strings` (in batches of 250) with decode(strings) -> outputs, scored.
-template <typename Decode>
-Accuracy reversal_accuracy(Module& model, const std::vector<Seq>& strings, Decode decode) {
+Accuracy reversal_accuracy(Module& model, const std::vector<Seq>& strings, const Decode& decode) {
   model.eval();
   int64_t seq_ok = 0, tok_ok = 0, tok_total = 0;
   for (size_t lo = 0; lo < strings.size(); lo += 250) {
@@ -450,355 +479,470 @@ std::string printable(unsigned char c) {
   return std::string(1, static_cast<char>(c));
 }
 
-int run(int argc, char** argv) {
+// ---- parse: the flags -------------------------------------------------------------------------
+
+struct Config {
+  // the Transformer (both tasks), the optimizer (both models)
+  int64_t d_model, nhead, layers, ff;
+  double lr_tf, lr_rnn;
+  int64_t warmup;
+  double clip;
+  // (a) reversal
+  int64_t L, symbols, rev_steps, rev_batch, rev_embed, rev_hidden, n_test, rev_eval_every;
+  // (b) character LM
+  std::string text_path;
+  int64_t lm_steps, lm_batch, T, lm_embed;
+  int64_t lm_hidden;  // 0: match the Transformer's parameters
+  double val_frac;
+  int64_t val_max, eval_every;
+  uint64_t seed;
+  bool json;  // also: no progress lines
+  std::string out_dir;
+};
+
+Config parse(int argc, char** argv) {
   Cli cli(argc, argv,
           "RNN vs Transformer on the same tasks: sequence reversal (LSTM encoder-decoder with attention vs a "
           "decoder-only Transformer) and a character LM (LSTM vs causal Transformer of the same size)");
+  Config c{};
   // the Transformer (both tasks)
-  const int64_t d_model = cli.get_int("d-model", 64, "Transformer: model width E");
-  const int64_t nhead = cli.get_int("heads", 4, "Transformer: attention heads h (E/h features each)");
-  const int64_t layers = cli.get_int("layers", 2, "Transformer: layers");
-  const int64_t ff = cli.get_int("ff", 256, "Transformer: feed-forward width");
-  const double lr_tf = cli.get_double("lr-tf", 5e-3, "Transformer: Adam peak learning rate");
-  const double lr_rnn = cli.get_double("lr-lstm", 3e-3, "LSTM: Adam peak learning rate");
-  const int64_t warmup = cli.get_int("warmup", 50, "linear warm-up steps (both models), then cosine decay to lr/20");
-  const double clip = cli.get_double("clip", 1.0, "gradient norm clipping");
+  c.d_model = cli.get_int("d-model", 64, "Transformer: model width E");
+  c.nhead = cli.get_int("heads", 4, "Transformer: attention heads h (E/h features each)");
+  c.layers = cli.get_int("layers", 2, "Transformer: layers");
+  c.ff = cli.get_int("ff", 256, "Transformer: feed-forward width");
+  c.lr_tf = cli.get_double("lr-tf", 5e-3, "Transformer: Adam peak learning rate");
+  c.lr_rnn = cli.get_double("lr-lstm", 3e-3, "LSTM: Adam peak learning rate");
+  c.warmup = cli.get_int("warmup", 50, "linear warm-up steps (both models), then cosine decay to lr/20");
+  c.clip = cli.get_double("clip", 1.0, "gradient norm clipping");
   // (a) reversal
-  const int64_t L = cli.get_int("len", 8, "reversal: string length L");
-  const int64_t symbols = cli.get_int("symbols", 12, "reversal: distinct symbols (plus PAD, BOS, EOS)");
-  const int64_t rev_steps = cli.get_int("rev-steps", 500, "reversal: training steps per model");
-  const int64_t rev_batch = cli.get_int("rev-batch", 32, "reversal: batch size");
-  const int64_t rev_embed = cli.get_int("rnn-embed", 32, "reversal LSTM: embedding size");
-  const int64_t rev_hidden =
-      cli.get_int("rnn-hidden", 48, "reversal LSTM: encoder hidden size per direction (decoder 2H)");
-  const int64_t n_test = cli.get_int("test", 1000, "reversal: held-out strings");
-  const int64_t rev_eval_every =
+  c.L = cli.get_int("len", 8, "reversal: string length L");
+  c.symbols = cli.get_int("symbols", 12, "reversal: distinct symbols (plus PAD, BOS, EOS)");
+  c.rev_steps = cli.get_int("rev-steps", 500, "reversal: training steps per model");
+  c.rev_batch = cli.get_int("rev-batch", 32, "reversal: batch size");
+  c.rev_embed = cli.get_int("rnn-embed", 32, "reversal LSTM: embedding size");
+  c.rev_hidden = cli.get_int("rnn-hidden", 48, "reversal LSTM: encoder hidden size per direction (decoder 2H)");
+  c.n_test = cli.get_int("test", 1000, "reversal: held-out strings");
+  c.rev_eval_every =
       cli.get_int("rev-eval-every", 25, "reversal: steps between accuracies on 200 held-out strings (for the curve)");
   // (b) character LM
-  const std::string text_path = cli.get_string("text", "", "LM: training text (default: char_lm's built-in essay)");
-  const int64_t lm_steps = cli.get_int("lm-steps", 400, "LM: training steps per model");
-  const int64_t lm_batch = cli.get_int("lm-batch", 16, "LM: windows per batch B");
-  const int64_t lm_seq = cli.get_int("lm-seq", 64, "LM: characters per window T (the Transformer's max_len)");
-  const int64_t lm_embed = cli.get_int("lm-embed", 32, "LM LSTM: embedding size");
-  const int64_t lm_hidden_flag =
-      cli.get_int("lm-hidden", 0, "LM LSTM: hidden size (0: match the Transformer's parameters)");
-  const double val_frac = cli.get_double("val-frac", 0.1, "LM: share of the text held out at its end");
-  const int64_t val_max = cli.get_int("val-max", 20000, "LM: at most this many validation characters are scored");
-  const int64_t eval_every = cli.get_int("eval-every", 50, "LM: steps between validation losses");
-  const uint64_t seed = cli.seed();
-  const bool json = cli.json();
-  const std::string out_dir = cli.out_dir();
+  c.text_path = cli.get_string("text", "", "LM: training text (default: char_lm's built-in essay)");
+  c.lm_steps = cli.get_int("lm-steps", 400, "LM: training steps per model");
+  c.lm_batch = cli.get_int("lm-batch", 16, "LM: windows per batch B");
+  c.T = cli.get_int("lm-seq", 64, "LM: characters per window T (the Transformer's max_len)");
+  c.lm_embed = cli.get_int("lm-embed", 32, "LM LSTM: embedding size");
+  c.lm_hidden = cli.get_int("lm-hidden", 0, "LM LSTM: hidden size (0: match the Transformer's parameters)");
+  c.val_frac = cli.get_double("val-frac", 0.1, "LM: share of the text held out at its end");
+  c.val_max = cli.get_int("val-max", 20000, "LM: at most this many validation characters are scored");
+  c.eval_every = cli.get_int("eval-every", 50, "LM: steps between validation losses");
+  c.seed = cli.seed();
+  c.json = cli.json();
+  c.out_dir = cli.out_dir();
   cli.done();
-  UNROLL_CHECK(d_model > 0 && nhead > 0 && d_model % nhead == 0 && layers > 0 && ff > 0,
+  UNROLL_CHECK(c.d_model > 0 && c.nhead > 0 && c.d_model % c.nhead == 0 && c.layers > 0 && c.ff > 0,
                "transformer: need --d-model divisible by --heads, and positive --layers and --ff");
-  UNROLL_CHECK(L >= 2 && symbols >= 2 && symbols <= 26, "transformer: need --len >= 2 and --symbols in 2..26");
-  UNROLL_CHECK(rev_steps > 0 && rev_batch > 0 && n_test > 0 && lm_steps > 0 && lm_batch > 0 && lm_seq > 1 &&
-                   eval_every > 0 && rev_eval_every > 0 && warmup >= 0 && rev_embed > 0 && rev_hidden > 0 &&
-                   lm_embed > 0 && lm_hidden_flag >= 0,
+  UNROLL_CHECK(c.L >= 2 && c.symbols >= 2 && c.symbols <= 26, "transformer: need --len >= 2 and --symbols in 2..26");
+  UNROLL_CHECK(c.rev_steps > 0 && c.rev_batch > 0 && c.n_test > 0 && c.lm_steps > 0 && c.lm_batch > 0 && c.T > 1 &&
+                   c.eval_every > 0 && c.rev_eval_every > 0 && c.warmup >= 0 && c.rev_embed > 0 &&
+                   c.rev_hidden > 0 && c.lm_embed > 0 && c.lm_hidden >= 0,
                "transformer: steps, batch sizes, sizes and --eval-every must be positive (--lm-seq > 1)");
-  UNROLL_CHECK(val_frac > 0 && val_frac < 0.5, "transformer: --val-frac must be in (0, 0.5), got {}", val_frac);
-  UNROLL_CHECK(std::pow(static_cast<double>(symbols), static_cast<double>(L)) > 2.0 * static_cast<double>(n_test),
-               "transformer: {}^{} strings are too few for {} held-out ones", symbols, L, n_test);
-  // The LM's text, read now so that a bad --text fails before any training.
-  const std::string text = text_path.empty() ? essay_text() : read_text_file(text_path);
-  const CharVocab vocab = CharVocab::of_text(text);
-  const std::vector<int64_t> ids = vocab.encode(text, "the text");
-  const std::vector<unsigned char>& chars = vocab.chars;  // id -> byte
-  const int64_t V = vocab.size(), T = lm_seq;
-  plot::make_dirs(out_dir);
-  const bool show = !json;
-  std::vector<std::string> figures;
+  UNROLL_CHECK(c.val_frac > 0 && c.val_frac < 0.5, "transformer: --val-frac must be in (0, 0.5), got {}", c.val_frac);
+  UNROLL_CHECK(
+      std::pow(static_cast<double>(c.symbols), static_cast<double>(c.L)) > 2.0 * static_cast<double>(c.n_test),
+      "transformer: {}^{} strings are too few for {} held-out ones", c.symbols, c.L, c.n_test);
+  return c;
+}
 
-  // ============ (a) reversal ====================================================================
-  const int64_t V_rev = kFirstSymbol + symbols;
-  Generator data_gen(seed);
+/// The Transformer of either task: the flags' shape, `vocab` tokens, sequences of up to `max_len`.
+TransformerLMOptions transformer_options(const Config& c, int64_t vocab, int64_t max_len) {
+  return {.vocab_size = vocab,
+          .d_model = c.d_model,
+          .nhead = c.nhead,
+          .num_layers = c.layers,
+          .dim_feedforward = c.ff,
+          .max_len = max_len,
+          .dropout = 0.0,
+          .learned_positions = true};
+}
+
+std::string transformer_name(const Config& c) { return fmt::format("Transformer ({}x{} heads)", c.layers, c.nhead); }
+
+// ---- (a) reversal: data, models, training, evaluation, figures ---------------------------------
+
+/// The held-out strings and every training step's batch, the same for both models.
+struct ReversalData {
+  std::vector<Seq> test;               // n_test distinct strings, never trained on
+  std::vector<Seq> probe;              // the first 200 of them: accuracy curves and attention
+  std::vector<ReversalBatch> batches;  // one per training step, strings drawn fresh
+};
+
+ReversalData reversal_data(const Config& c) {
+  ReversalData d;
+  Generator data_gen(c.seed);
   std::set<Seq> test_set;
-  std::vector<Seq> test;
-  while (static_cast<int64_t>(test.size()) < n_test) {
-    Seq s = random_string(data_gen, symbols, L);
-    if (test_set.insert(s).second) test.push_back(s);
+  while (static_cast<int64_t>(d.test.size()) < c.n_test) {
+    Seq s = random_string(data_gen, c.symbols, c.L);
+    if (test_set.insert(s).second) d.test.push_back(s);
   }
-  // The training strings, drawn fresh for every step and never from the test set; both
-  // models read the same batches.
-  std::vector<ReversalBatch> rev_batches;
-  for (int64_t step = 0; step < rev_steps; ++step) {
+  for (int64_t step = 0; step < c.rev_steps; ++step) {
     std::vector<Seq> b;
-    while (static_cast<int64_t>(b.size()) < rev_batch) {
-      Seq s = random_string(data_gen, symbols, L);
+    while (static_cast<int64_t>(b.size()) < c.rev_batch) {
+      Seq s = random_string(data_gen, c.symbols, c.L);
       if (!test_set.contains(s)) b.push_back(std::move(s));
     }
-    rev_batches.push_back(make_batch(b));
+    d.batches.push_back(make_batch(b));
   }
-  const std::vector<Seq> probe(test.begin(), test.begin() + std::min<int64_t>(200, n_test));
-  fmt::print("(a) reversal: strings of {} over {} symbols, {} training steps of {}, {} held-out strings\n", L, symbols,
-             rev_steps, rev_batch, n_test);
+  d.probe.assign(d.test.begin(), d.test.begin() + std::min<int64_t>(200, c.n_test));
+  fmt::print("(a) reversal: strings of {} over {} symbols, {} training steps of {}, {} held-out strings\n", c.L,
+             c.symbols, c.rev_steps, c.rev_batch, c.n_test);
+  return d;
+}
 
-  manual_seed(seed);
-  LstmReverser rnn_rev(V_rev, rev_embed, rev_hidden);
-  Run rev_rnn{
-      .task = "reversal", .model = "LSTM enc-dec + attention", .name = "LSTM", .params = rnn_rev.num_parameters()};
-  auto rnn_decode = [&](const std::vector<Seq>& part) { return rnn_rev.greedy(make_batch(part)); };
+/// Both reversal models, each built right after manual_seed(seed), and their records.
+struct Reversers {
+  std::shared_ptr<LstmReverser> rnn;
+  std::shared_ptr<TransformerLM> tf;
+  Run rnn_run, tf_run;
+
+  std::vector<Seq> rnn_decode(const std::vector<Seq>& s) const { return rnn->greedy(make_batch(s)); }
+  std::vector<Seq> tf_decode(const std::vector<Seq>& s) const { return transformer_greedy(*tf, s); }
+};
+
+Reversers reversal_models(const Config& c) {
+  const int64_t V = kFirstSymbol + c.symbols;
+  Reversers m;
+  manual_seed(c.seed);
+  m.rnn = std::make_shared<LstmReverser>(V, c.rev_embed, c.rev_hidden);
+  manual_seed(c.seed);
+  m.tf = std::make_shared<TransformerLM>(transformer_options(c, V, 2 * c.L + 1));
+  m.rnn_run = {
+      .task = "reversal", .model = "LSTM enc-dec + attention", .name = "LSTM", .params = m.rnn->num_parameters()};
+  m.tf_run = {
+      .task = "reversal", .model = transformer_name(c), .name = "Transformer", .params = m.tf->num_parameters()};
+  return m;
+}
+
+/// Trains one model on the step batches (sequence accuracy on the probe strings every
+/// rev_eval_every steps, for the curve), then scores it on every held-out string.
+void fit_reverser(const Config& c, const ReversalData& d, Module& model, Run& r, double lr,
+                  const std::function<Variable(const ReversalBatch&)>& loss_of, const Decode& decode) {
+  train(
+      model, {c.rev_steps, lr, c.warmup, c.clip, c.rev_eval_every}, r,
+      [&](int64_t step) { return loss_of(d.batches[static_cast<size_t>(step - 1)]); },
+      [&](int64_t step) {
+        r.acc_x.push_back(static_cast<double>(step));
+        r.acc_y.push_back(reversal_accuracy(model, d.probe, decode).sequence);
+      },
+      !c.json);
+  const Accuracy acc = reversal_accuracy(model, d.test, decode);
+  r.seq_acc = acc.sequence, r.tok_acc = acc.token;
+  r.throughput = static_cast<double>(c.rev_steps * c.rev_batch) / std::max(r.cpu_seconds, 1e-9);
+}
+
+void train_reversal(const Config& c, const ReversalData& d, Reversers& m) {
   std::fflush(stdout);
-  train(
-      rnn_rev, {rev_steps, lr_rnn, warmup, clip, rev_eval_every}, rev_rnn,
-      [&](int64_t step) { return rnn_rev.loss(rev_batches[static_cast<size_t>(step - 1)]); },
-      [&](int64_t step) {
-        rev_rnn.acc_x.push_back(static_cast<double>(step));
-        rev_rnn.acc_y.push_back(reversal_accuracy(rnn_rev, probe, rnn_decode).sequence);
-      },
-      show);
-  const Accuracy rnn_acc = reversal_accuracy(rnn_rev, test, rnn_decode);
-  rev_rnn.seq_acc = rnn_acc.sequence, rev_rnn.tok_acc = rnn_acc.token;
+  fit_reverser(
+      c, d, *m.rnn, m.rnn_run, c.lr_rnn, [&](const ReversalBatch& b) { return m.rnn->loss(b); },
+      [&](const std::vector<Seq>& s) { return m.rnn_decode(s); });
+  fit_reverser(
+      c, d, *m.tf, m.tf_run, c.lr_tf,
+      [&](const ReversalBatch& b) { return transformer_loss(*m.tf, b.lm_in, b.lm_out); },
+      [&](const std::vector<Seq>& s) { return m.tf_decode(s); });
+}
 
-  manual_seed(seed);
-  TransformerLM tf_rev({.vocab_size = V_rev,
-                        .d_model = d_model,
-                        .nhead = nhead,
-                        .num_layers = layers,
-                        .dim_feedforward = ff,
-                        .max_len = 2 * L + 1,
-                        .dropout = 0.0,
-                        .learned_positions = true});
-  Run rev_tf{.task = "reversal",
-             .model = fmt::format("Transformer ({}x{} heads)", layers, nhead),
-             .name = "Transformer",
-             .params = tf_rev.num_parameters()};
-  auto tf_decode = [&](const std::vector<Seq>& part) { return transformer_greedy(tf_rev, part); };
-  train(
-      tf_rev, {rev_steps, lr_tf, warmup, clip, rev_eval_every}, rev_tf,
-      [&](int64_t step) {
-        const ReversalBatch& b = rev_batches[static_cast<size_t>(step - 1)];
-        return transformer_loss(tf_rev, b.lm_in, b.lm_out);
-      },
-      [&](int64_t step) {
-        rev_tf.acc_x.push_back(static_cast<double>(step));
-        rev_tf.acc_y.push_back(reversal_accuracy(tf_rev, probe, tf_decode).sequence);
-      },
-      show);
-  const Accuracy tf_acc = reversal_accuracy(tf_rev, test, tf_decode);
-  rev_tf.seq_acc = tf_acc.sequence, rev_tf.tok_acc = tf_acc.token;
-  for (Run* r : {&rev_rnn, &rev_tf})
-    r->throughput = static_cast<double>(rev_steps * rev_batch) / std::max(r->cpu_seconds, 1e-9);
+/// The Transformer's most mirror-like head.
+struct Mirror {
+  double mass = 0;   // its mean attention on the mirrored position
+  std::string head;  // "layer k head i"
+};
 
-  // The Transformer's attention on the probe strings, teacher-forced with their answers:
-  // how much each head reads the mirrored position, and heatmaps of the first string.
-  double mirror_best = 0;
-  std::string mirror_head;
-  {
-    NoGradGuard no_grad;
-    tf_rev.eval();
-    const Seq& s = test.front();
-    fmt::print("  e.g. {} -> LSTM {}, Transformer {}\n", sequence_text(s), sequence_text(rnn_decode({s}).front()),
-               sequence_text(tf_decode({s}).front()));
-    const ReversalBatch b = make_batch(probe);
-    for (auto& layer : tf_rev.encoder->layers) layer->keep_attention = true;
-    tf_rev(b.lm_in);
-    std::vector<std::string> labels;
-    for (int64_t t : narrow(b.lm_in, 0, 0, 1).to_indices()) labels.push_back(token_text(t));
-    for (size_t k = 0; k < tf_rev.encoder->layers.size(); ++k) {
-      auto& layer = tf_rev.encoder->layers[k];
-      const std::vector<double> mass = mirror_mass(layer->last_attention, L);
-      for (int64_t i = 0; i < nhead; ++i) {
-        if (mass[static_cast<size_t>(i)] > mirror_best)
-          mirror_best = mass[static_cast<size_t>(i)], mirror_head = fmt::format("layer {} head {}", k + 1, i + 1);
-        figures.push_back(save_attention(
-            layer->last_attention, 0, i, labels, labels,
-            fmt::format("reversal, layer {} head {} ({:.0f}% on the mirror): {} -> {}", k + 1, i + 1,
-                        100 * mass[static_cast<size_t>(i)], sequence_text(s), sequence_text(reversed(s))),
-            fmt::format("{}/reversal_attention_l{}_h{}.svg", out_dir, k + 1, i + 1)));
-      }
-      layer->keep_attention = false;
+/// One held-out string decoded by both models; then the Transformer's attention on the probe
+/// strings, teacher-forced with their answers: how much each head reads the mirrored
+/// position, and a heatmap per head of the first string.
+Mirror reversal_attention(const Config& c, const ReversalData& d, Reversers& m, std::vector<std::string>& figures) {
+  Mirror best;
+  NoGradGuard no_grad;
+  TransformerLM& tf = *m.tf;
+  tf.eval();
+  const Seq& s = d.test.front();
+  fmt::print("  e.g. {} -> LSTM {}, Transformer {}\n", sequence_text(s), sequence_text(m.rnn_decode({s}).front()),
+             sequence_text(m.tf_decode({s}).front()));
+  const ReversalBatch b = make_batch(d.probe);
+  for (auto& layer : tf.encoder->layers) layer->keep_attention = true;
+  tf(b.lm_in);
+  std::vector<std::string> labels;
+  for (int64_t t : narrow(b.lm_in, 0, 0, 1).to_indices()) labels.push_back(token_text(t));
+  for (size_t k = 0; k < tf.encoder->layers.size(); ++k) {
+    auto& layer = tf.encoder->layers[k];
+    const std::vector<double> mass = mirror_mass(layer->last_attention, c.L);
+    for (int64_t i = 0; i < c.nhead; ++i) {
+      if (mass[static_cast<size_t>(i)] > best.mass)
+        best.mass = mass[static_cast<size_t>(i)], best.head = fmt::format("layer {} head {}", k + 1, i + 1);
+      figures.push_back(save_attention(
+          layer->last_attention, 0, i, labels, labels,
+          fmt::format("reversal, layer {} head {} ({:.0f}% on the mirror): {} -> {}", k + 1, i + 1,
+                      100 * mass[static_cast<size_t>(i)], sequence_text(s), sequence_text(reversed(s))),
+          fmt::format("{}/reversal_attention_l{}_h{}.svg", c.out_dir, k + 1, i + 1)));
     }
-    tf_rev.train();
-    fmt::print(
-        "  the most mirror-like head, {}, puts {:.0f}% of the attention of answer step j on prompt position "
-        "L-1-j (uniform: {:.0f}%)\n",
-        mirror_head, 100 * mirror_best, 100 * uniform_mirror_mass(L));
+    layer->keep_attention = false;
   }
-  plot::LinePlot rev_plot = loss_plot(fmt::format("reversal of length-{} strings: training loss, same batches", L),
-                                      "cross-entropy per answer token", rev_rnn, rev_tf, true);
-  figures.push_back(out_dir + "/reversal_loss.svg");
+  tf.train();
+  fmt::print(
+      "  the most mirror-like head, {}, puts {:.0f}% of the attention of answer step j on prompt position "
+      "L-1-j (uniform: {:.0f}%)\n",
+      best.head, 100 * best.mass, 100 * uniform_mirror_mass(c.L));
+  return best;
+}
+
+/// The training losses and the accuracy curves of both models.
+void plot_reversal(const Config& c, const ReversalData& d, const Reversers& m, std::vector<std::string>& figures) {
+  plot::LinePlot rev_plot = loss_plot(fmt::format("reversal of length-{} strings: training loss, same batches", c.L),
+                                      "cross-entropy per answer token", m.rnn_run, m.tf_run, true);
+  figures.push_back(c.out_dir + "/reversal_loss.svg");
   rev_plot.save(figures.back());
   plot::LinePlot acc_plot;
-  acc_plot.title = fmt::format("reversal: greedy decoding of {} held-out strings", probe.size());
+  acc_plot.title = fmt::format("reversal: greedy decoding of {} held-out strings", d.probe.size());
   acc_plot.xlabel = "training step";
   acc_plot.ylabel = "sequence accuracy";
-  acc_plot.add(rev_rnn.name, rev_rnn.acc_x, rev_rnn.acc_y).series.back().color = kRnnColor;
-  acc_plot.add(rev_tf.name, rev_tf.acc_x, rev_tf.acc_y).series.back().color = kTfColor;
+  acc_plot.add(m.rnn_run.name, m.rnn_run.acc_x, m.rnn_run.acc_y).series.back().color = kRnnColor;
+  acc_plot.add(m.tf_run.name, m.tf_run.acc_x, m.tf_run.acc_y).series.back().color = kTfColor;
   for (plot::Series& se : acc_plot.series) se.markers = se.x.size() <= 60;
-  figures.push_back(out_dir + "/reversal_accuracy.svg");
+  figures.push_back(c.out_dir + "/reversal_accuracy.svg");
   acc_plot.save(figures.back());
+}
 
-  // ============ (b) character LM ================================================================
-  const int64_t n_val = static_cast<int64_t>(static_cast<double>(ids.size()) * val_frac);
-  const std::vector<int64_t> train_ids(ids.begin(), ids.end() - n_val);
-  const std::vector<int64_t> val_ids(ids.end() - n_val, ids.end() - std::max<int64_t>(0, n_val - val_max));
-  UNROLL_CHECK(static_cast<int64_t>(train_ids.size()) > T + 1 && static_cast<int64_t>(val_ids.size()) > T + 1,
+// ---- (b) character LM: data, models, training, evaluation, figures -----------------------------
+
+/// The LM's text, read before any training so that a bad --text fails at once.
+struct Text {
+  CharVocab vocab;
+  std::vector<int64_t> ids;
+  int64_t V() const { return vocab.size(); }
+  double ln_v() const { return std::log(static_cast<double>(V())); }  // the loss of a uniform guess
+};
+
+Text load_text(const Config& c) {
+  const std::string text = c.text_path.empty() ? essay_text() : read_text_file(c.text_path);
+  CharVocab vocab = CharVocab::of_text(text);
+  std::vector<int64_t> ids = vocab.encode(text, "the text");
+  return {std::move(vocab), std::move(ids)};
+}
+
+/// The text split into training and validation, every step's windows, the validation batches.
+struct LmData {
+  std::vector<int64_t> train_ids, val_ids;
+  std::vector<int64_t> starts;       // lm_steps x lm_batch window starts, the same for both models
+  std::vector<LmBatch> val_batches;  // the validation text in windows of T+1, 32 to a batch
+};
+
+LmData split_text(const Config& c, const Text& text) {
+  const std::vector<int64_t>& ids = text.ids;
+  const int64_t T = c.T;
+  const int64_t n_val = static_cast<int64_t>(static_cast<double>(ids.size()) * c.val_frac);
+  LmData d;
+  d.train_ids.assign(ids.begin(), ids.end() - n_val);
+  d.val_ids.assign(ids.end() - n_val, ids.end() - std::max<int64_t>(0, n_val - c.val_max));
+  UNROLL_CHECK(static_cast<int64_t>(d.train_ids.size()) > T + 1 && static_cast<int64_t>(d.val_ids.size()) > T + 1,
                "transformer: the text has {} characters: too short for training and validation windows of {} + 1",
                ids.size(), T);
-  // Training windows (the same for both models) and the validation windows.
-  Generator window_gen(seed + 1);
-  std::vector<int64_t> starts(static_cast<size_t>(lm_steps * lm_batch));
-  for (int64_t& s : starts) s = window_gen.randint(0, static_cast<int64_t>(train_ids.size()) - T - 1);
-  std::vector<LmBatch> val_batches;
-  {
-    std::vector<int64_t> vs;
-    for (int64_t s = 0; s + T + 1 <= static_cast<int64_t>(val_ids.size()); s += T) vs.push_back(s);
-    for (size_t lo = 0; lo < vs.size(); lo += 32) {
-      const int64_t n = static_cast<int64_t>(std::min<size_t>(32, vs.size() - lo));
-      val_batches.push_back(make_lm_batch(val_ids, vs.data() + lo, n, T));
-    }
+  Generator window_gen(c.seed + 1);
+  d.starts.resize(static_cast<size_t>(c.lm_steps * c.lm_batch));
+  for (int64_t& s : d.starts) s = window_gen.randint(0, static_cast<int64_t>(d.train_ids.size()) - T - 1);
+  std::vector<int64_t> vs;
+  for (int64_t s = 0; s + T + 1 <= static_cast<int64_t>(d.val_ids.size()); s += T) vs.push_back(s);
+  for (size_t lo = 0; lo < vs.size(); lo += 32) {
+    const int64_t n = static_cast<int64_t>(std::min<size_t>(32, vs.size() - lo));
+    d.val_batches.push_back(make_lm_batch(d.val_ids, vs.data() + lo, n, T));
   }
-  const double ln_v = std::log(static_cast<double>(V));
   fmt::print(
       "(b) character LM: {} characters ({} train, {} validation scored), |V| = {} (ln|V| = {:.3f}), {} steps of "
       "{} x {}\n",
-      ids.size(), train_ids.size(), val_ids.size(), V, ln_v, lm_steps, lm_batch, T);
+      ids.size(), d.train_ids.size(), d.val_ids.size(), text.V(), text.ln_v(), c.lm_steps, c.lm_batch, T);
+  return d;
+}
 
+/// Both LMs, each built right after manual_seed(seed), the LSTM sized to the Transformer's
+/// parameter count unless --lm-hidden says otherwise; and their records.
+struct CharLms {
+  std::shared_ptr<TransformerLM> tf;
+  std::shared_ptr<LstmLM> rnn;
+  Run rnn_run, tf_run;
+};
+
+CharLms lm_models(const Config& c, int64_t V) {
+  CharLms m;
+  manual_seed(c.seed);
+  m.tf = std::make_shared<TransformerLM>(transformer_options(c, V, c.T));
+  const int64_t H = c.lm_hidden > 0 ? c.lm_hidden : matching_hidden(m.tf->num_parameters(), V, c.lm_embed);
+  manual_seed(c.seed);
+  m.rnn = std::make_shared<LstmLM>(V, c.lm_embed, H);
+  m.rnn_run = {.task = "char LM",
+               .model = fmt::format("LSTM (H={})", H),
+               .name = "LSTM",
+               .params = m.rnn->num_parameters()};
+  m.tf_run = {.task = "char LM", .model = transformer_name(c), .name = "Transformer", .params = m.tf->num_parameters()};
+  return m;
+}
+
+/// Trains one LM on the shared windows, with the mean validation cross-entropy (nats per
+/// character, over every window) at step 0, every eval_every steps and at the end.
+void fit_lm(const Config& c, const LmData& d, Module& model, Run& r, double lr,
+            const std::function<Variable(const LmBatch&)>& loss_of) {
+  auto validate = [&](int64_t step) {
+    model.eval();
+    {
+      NoGradGuard no_grad;
+      double total = 0, count = 0;
+      for (const LmBatch& b : d.val_batches) {
+        const double n = static_cast<double>(b.y_bt.numel());
+        total += loss_of(b).item() * n;
+        count += n;
+      }
+      r.val_x.push_back(static_cast<double>(step));
+      r.val_y.push_back(total / count);
+    }
+    model.train();
+  };
+  train(
+      model, {c.lm_steps, lr, c.warmup, c.clip, c.eval_every}, r,
+      [&](int64_t step) {
+        return loss_of(make_lm_batch(d.train_ids, d.starts.data() + (step - 1) * c.lm_batch, c.lm_batch, c.T));
+      },
+      validate, !c.json);
+  r.throughput = static_cast<double>(c.lm_steps * c.lm_batch * c.T) / std::max(r.cpu_seconds, 1e-9);
+  r.val_bpc = r.val_y.back() / std::log(2.0);
+}
+
+void train_lm(const Config& c, const LmData& d, CharLms& m) {
   std::fflush(stdout);
-  manual_seed(seed);
-  TransformerLM tf_lm({.vocab_size = V,
-                       .d_model = d_model,
-                       .nhead = nhead,
-                       .num_layers = layers,
-                       .dim_feedforward = ff,
-                       .max_len = T,
-                       .dropout = 0.0,
-                       .learned_positions = true});
-  const int64_t lm_hidden = lm_hidden_flag > 0 ? lm_hidden_flag : matching_hidden(tf_lm.num_parameters(), V, lm_embed);
-  manual_seed(seed);
-  LstmLM rnn_lm(V, lm_embed, lm_hidden);
-  Run lm_rnn{.task = "char LM",
-             .model = fmt::format("LSTM (H={})", lm_hidden),
-             .name = "LSTM",
-             .params = rnn_lm.num_parameters()};
-  Run lm_tf{.task = "char LM",
-            .model = fmt::format("Transformer ({}x{} heads)", layers, nhead),
-            .name = "Transformer",
-            .params = tf_lm.num_parameters()};
-  // Mean validation cross-entropy (nats per character) over every window.
-  auto validate = [&](auto&& logits_of, Run& r, int64_t step) {
-    NoGradGuard no_grad;
-    double total = 0, count = 0;
-    for (const LmBatch& b : val_batches) {
-      const double n = static_cast<double>(b.y_bt.numel());
-      total += logits_of(b).item() * n;
-      count += n;
-    }
-    r.val_x.push_back(static_cast<double>(step));
-    r.val_y.push_back(total / count);
-  };
-  auto rnn_val = [&](int64_t step) {
-    rnn_lm.eval();
-    validate([&](const LmBatch& b) { return flat_cross_entropy(rnn_lm.forward(b.x_tb), b.y_tb); }, lm_rnn, step);
-    rnn_lm.train();
-  };
-  auto tf_val = [&](int64_t step) {
-    tf_lm.eval();
-    validate([&](const LmBatch& b) { return flat_cross_entropy(tf_lm(b.x_bt), b.y_bt); }, lm_tf, step);
-    tf_lm.train();
-  };
-  train(
-      rnn_lm, {lm_steps, lr_rnn, warmup, clip, eval_every}, lm_rnn,
-      [&](int64_t step) {
-        const LmBatch b = make_lm_batch(train_ids, starts.data() + (step - 1) * lm_batch, lm_batch, T);
-        return flat_cross_entropy(rnn_lm.forward(b.x_tb), b.y_tb);
-      },
-      rnn_val, show);
-  train(
-      tf_lm, {lm_steps, lr_tf, warmup, clip, eval_every}, lm_tf,
-      [&](int64_t step) {
-        const LmBatch b = make_lm_batch(train_ids, starts.data() + (step - 1) * lm_batch, lm_batch, T);
-        return flat_cross_entropy(tf_lm(b.x_bt), b.y_bt);
-      },
-      tf_val, show);
-  for (Run* r : {&lm_rnn, &lm_tf}) {
-    r->throughput = static_cast<double>(lm_steps * lm_batch * T) / std::max(r->cpu_seconds, 1e-9);
-    r->val_bpc = r->val_y.back() / std::log(2.0);
-  }
+  fit_lm(c, d, *m.rnn, m.rnn_run, c.lr_rnn,
+         [&](const LmBatch& b) { return flat_cross_entropy(m.rnn->forward(b.x_tb), b.y_tb); });
+  fit_lm(c, d, *m.tf, m.tf_run, c.lr_tf, [&](const LmBatch& b) { return flat_cross_entropy((*m.tf)(b.x_bt), b.y_bt); });
+}
 
-  // The Transformer's attention on the start of the validation text: causal, lower-triangular.
-  {
-    NoGradGuard no_grad;
-    tf_lm.eval();
-    const int64_t n = std::min<int64_t>(T, 40);
-    const std::vector<int64_t> sample(val_ids.begin(), val_ids.begin() + n);
-    std::vector<std::string> labels;
-    std::string shown;
-    for (int64_t id : sample) {
-      labels.push_back(printable(chars[static_cast<size_t>(id)]));
-      shown += chars[static_cast<size_t>(id)] == '\n' ? ' ' : static_cast<char>(chars[static_cast<size_t>(id)]);
-    }
-    for (auto& layer : tf_lm.encoder->layers) layer->keep_attention = true;
-    tf_lm(indices(sample, {1, n}));
-    for (size_t k = 0; k < tf_lm.encoder->layers.size(); ++k) {
-      auto& layer = tf_lm.encoder->layers[k];
-      for (int64_t i = 0; i < nhead; ++i)
-        figures.push_back(save_attention(layer->last_attention, 0, i, labels, labels,
-                                         fmt::format("char LM, layer {} head {}: \"{}\"", k + 1, i + 1, shown),
-                                         fmt::format("{}/lm_attention_l{}_h{}.svg", out_dir, k + 1, i + 1)));
-      layer->keep_attention = false;
-    }
-    tf_lm.train();
+/// The Transformer's attention on the start of the validation text (causal: lower-triangular),
+/// a heatmap per head.
+void lm_attention(const Config& c, const Text& text, const LmData& d, CharLms& m, std::vector<std::string>& figures) {
+  NoGradGuard no_grad;
+  TransformerLM& tf = *m.tf;
+  tf.eval();
+  const std::vector<unsigned char>& chars = text.vocab.chars;  // id -> byte
+  const int64_t n = std::min<int64_t>(c.T, 40);
+  const std::vector<int64_t> sample(d.val_ids.begin(), d.val_ids.begin() + n);
+  std::vector<std::string> labels;
+  std::string shown;
+  for (int64_t id : sample) {
+    labels.push_back(printable(chars[static_cast<size_t>(id)]));
+    shown += chars[static_cast<size_t>(id)] == '\n' ? ' ' : static_cast<char>(chars[static_cast<size_t>(id)]);
   }
+  for (auto& layer : tf.encoder->layers) layer->keep_attention = true;
+  tf(indices(sample, {1, n}));
+  for (size_t k = 0; k < tf.encoder->layers.size(); ++k) {
+    auto& layer = tf.encoder->layers[k];
+    for (int64_t i = 0; i < c.nhead; ++i)
+      figures.push_back(save_attention(layer->last_attention, 0, i, labels, labels,
+                                       fmt::format("char LM, layer {} head {}: \"{}\"", k + 1, i + 1, shown),
+                                       fmt::format("{}/lm_attention_l{}_h{}.svg", c.out_dir, k + 1, i + 1)));
+    layer->keep_attention = false;
+  }
+  tf.train();
+}
+
+/// Training and validation losses of both LMs, in bits per character.
+void plot_lm(const Config& c, const Text& text, const CharLms& m, std::vector<std::string>& figures) {
+  const Run &rnn = m.rnn_run, &tf = m.tf_run;
   plot::LinePlot lm_plot = loss_plot(fmt::format("character LM ({} chars, |V| = {}): loss, same windows",
-                                                 with_commas(static_cast<int64_t>(ids.size())), V),
-                                     "cross-entropy (nats per character)", lm_rnn, lm_tf, false);
-  lm_plot.add(lm_rnn.name + " validation", lm_rnn.val_x, lm_rnn.val_y, true).series.back().color = kRnnColor;
-  lm_plot.add(lm_tf.name + " validation", lm_tf.val_x, lm_tf.val_y, true).series.back().color = kTfColor;
+                                                 with_commas(static_cast<int64_t>(text.ids.size())), text.V()),
+                                     "cross-entropy (nats per character)", rnn, tf, false);
+  lm_plot.add(rnn.name + " validation", rnn.val_x, rnn.val_y, true).series.back().color = kRnnColor;
+  lm_plot.add(tf.name + " validation", tf.val_x, tf.val_y, true).series.back().color = kTfColor;
   for (size_t i = 2; i < 4; ++i) lm_plot.series[i].markers = true;
-  lm_plot.add_reference(fmt::format("log2|V| = {:.2f} (uniform)", ln_v / std::log(2.0)), 0.0, static_cast<double>(lm_steps), ln_v);
+  lm_plot.add_reference(fmt::format("log2|V| = {:.2f} (uniform)", text.ln_v() / std::log(2.0)), 0.0,
+                        static_cast<double>(c.lm_steps), text.ln_v());
   // One unit with the text and the table: bits per character (the losses are in nats).
   lm_plot.ylabel = "cross-entropy (bits per character)";
   for (plot::Series& se : lm_plot.series)
     for (double& y : se.y) y /= std::log(2.0);
-  figures.push_back(out_dir + "/lm_loss.svg");
+  figures.push_back(c.out_dir + "/lm_loss.svg");
   lm_plot.save(figures.back());
+}
 
-  // ============ the table ======================================================================
+// ---- report: the table, the figures, --json ------------------------------------------------------
+
+/// Guessing: a whole string of L symbols right.
+double chance_sequence_accuracy(const Config& c) {
+  return std::pow(1.0 / static_cast<double>(c.symbols), static_cast<double>(c.L));
+}
+
+void print_table(const Config& c, const Text& text, const Reversers& rev, const CharLms& lm,
+                 const std::vector<std::string>& figures) {
   auto row = [](const Run& r, const std::string& metric, const char* unit) {
     fmt::print("{:<10} {:<26} {:>9}  {:<44} {:>7.1f} / {:<8.1f}  {:>7.0f} {}\n", r.task, r.model, with_commas(r.params),
                metric, r.seconds, r.cpu_seconds, r.throughput, unit);
   };
   fmt::print("\n{:<10} {:<26} {:>9}  {:<44} {:<18}  {}\n", "task", "model", "params", "held-out metric",
              "train s (wall/CPU)", "throughput per CPU s");
-  for (const Run* r : {&rev_rnn, &rev_tf})
+  for (const Run* r : {&rev.rnn_run, &rev.tf_run})
     row(*r,
         fmt::format("sequence {:.1f}%, token {:.1f}% (90%: step {})", 100 * r->seq_acc, 100 * r->tok_acc,
                     first_step_at(*r, 0.9)),
         "sequences/s");
-  for (const Run* r : {&lm_rnn, &lm_tf}) row(*r, fmt::format("validation {:.3f} bits/char", r->val_bpc), "chars/s");
-  fmt::print("(chance: sequence {:.1e}, token {:.1f}%; uniform LM {:.3f} bits/char)\n",
-             std::pow(1.0 / static_cast<double>(symbols), static_cast<double>(L)), 100.0 / static_cast<double>(symbols),
-             ln_v / std::log(2.0));
+  for (const Run* r : {&lm.rnn_run, &lm.tf_run})
+    row(*r, fmt::format("validation {:.3f} bits/char", r->val_bpc), "chars/s");
+  fmt::print("(chance: sequence {:.1e}, token {:.1f}%; uniform LM {:.3f} bits/char)\n", chance_sequence_accuracy(c),
+             100.0 / static_cast<double>(c.symbols), text.ln_v() / std::log(2.0));
   fmt::print("\nfigures:\n");
   for (const std::string& f : figures) fmt::print("  {}\n", f);
+}
 
-  if (json) {
-    JsonLine line;
-    line.add("len", static_cast<double>(L)).add("symbols", static_cast<double>(symbols));
-    line.add("chance_sequence_accuracy", std::pow(1.0 / static_cast<double>(symbols), static_cast<double>(L)));
-    for (const auto& [key, r] : {std::pair{"rev_lstm", &rev_rnn}, std::pair{"rev_tf", &rev_tf}}) {
-      const std::string k = key;
-      line.add(k + "_params", static_cast<double>(r->params)).add(k + "_sequence_accuracy", r->seq_acc);
-      line.add(k + "_token_accuracy", r->tok_acc).add(k + "_seconds", r->seconds);
-      line.add(k + "_cpu_seconds", r->cpu_seconds)
-          .add(k + "_sequences_per_s", r->throughput)
-          .add(k + "_initial_loss", r->loss_y.front());
-      line.add(k + "_final_loss", r->loss_y.back()).add(k + "_step_to_90", first_step_at(*r, 0.9));
-    }
-    line.add("rev_tf_mirror_attention", mirror_best).add("uniform_mirror_attention", uniform_mirror_mass(L));
-    line.add("lm_vocab", static_cast<double>(V)).add("lm_ln_vocab", ln_v);
-    for (const auto& [key, r] : {std::pair{"lm_lstm", &lm_rnn}, std::pair{"lm_tf", &lm_tf}}) {
-      const std::string k = key;
-      line.add(k + "_params", static_cast<double>(r->params)).add(k + "_val_bpc", r->val_bpc);
-      line.add(k + "_initial_val_loss", r->val_y.front()).add(k + "_val_loss", r->val_y.back());
-      line.add(k + "_seconds", r->seconds)
-          .add(k + "_cpu_seconds", r->cpu_seconds)
-          .add(k + "_chars_per_s", r->throughput);
-    }
-    fmt::print("{}\n", line.str());
+std::string json_summary(const Config& c, const Text& text, const Reversers& rev, const Mirror& mirror,
+                         const CharLms& lm) {
+  JsonLine line;
+  line.add("len", static_cast<double>(c.L)).add("symbols", static_cast<double>(c.symbols));
+  line.add("chance_sequence_accuracy", chance_sequence_accuracy(c));
+  for (const auto& [key, r] : {std::pair{"rev_lstm", &rev.rnn_run}, std::pair{"rev_tf", &rev.tf_run}}) {
+    const std::string k = key;
+    line.add(k + "_params", static_cast<double>(r->params)).add(k + "_sequence_accuracy", r->seq_acc);
+    line.add(k + "_token_accuracy", r->tok_acc).add(k + "_seconds", r->seconds);
+    line.add(k + "_cpu_seconds", r->cpu_seconds)
+        .add(k + "_sequences_per_s", r->throughput)
+        .add(k + "_initial_loss", r->loss_y.front());
+    line.add(k + "_final_loss", r->loss_y.back()).add(k + "_step_to_90", first_step_at(*r, 0.9));
   }
+  line.add("rev_tf_mirror_attention", mirror.mass).add("uniform_mirror_attention", uniform_mirror_mass(c.L));
+  line.add("lm_vocab", static_cast<double>(text.V())).add("lm_ln_vocab", text.ln_v());
+  for (const auto& [key, r] : {std::pair{"lm_lstm", &lm.rnn_run}, std::pair{"lm_tf", &lm.tf_run}}) {
+    const std::string k = key;
+    line.add(k + "_params", static_cast<double>(r->params)).add(k + "_val_bpc", r->val_bpc);
+    line.add(k + "_initial_val_loss", r->val_y.front()).add(k + "_val_loss", r->val_y.back());
+    line.add(k + "_seconds", r->seconds).add(k + "_cpu_seconds", r->cpu_seconds).add(k + "_chars_per_s", r->throughput);
+  }
+  return line.str();
+}
+
+// ---- the program --------------------------------------------------------------------------------
+
+int run(int argc, char** argv) {
+  const Config c = parse(argc, argv);
+  const Text text = load_text(c);
+  plot::make_dirs(c.out_dir);
+  std::vector<std::string> figures;
+
+  // (a) reversal
+  const ReversalData rev_data = reversal_data(c);
+  Reversers rev = reversal_models(c);
+  train_reversal(c, rev_data, rev);
+  const Mirror mirror = reversal_attention(c, rev_data, rev, figures);
+  plot_reversal(c, rev_data, rev, figures);
+
+  // (b) character LM
+  const LmData lm_data = split_text(c, text);
+  CharLms lm = lm_models(c, text.V());
+  train_lm(c, lm_data, lm);
+  lm_attention(c, text, lm_data, lm, figures);
+  plot_lm(c, text, lm, figures);
+
+  print_table(c, text, rev, lm, figures);
+  if (c.json) fmt::print("{}\n", json_summary(c, text, rev, mirror, lm));
   return 0;
 }
 

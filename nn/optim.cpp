@@ -1,13 +1,15 @@
-// Optimizers, schedules and clipping. See Note [optimizer updates] in nn/optim.h: every
-// update is a plain loop over the raw elements of one parameter, templated on float/double,
-// with the scalar coefficients computed once per step in double.
+// The optimizers (SGD, Adam/AdamW, RMSprop, Adagrad) and their state_dicts; the learning-rate
+// schedules are in nn/lr_scheduler.cpp, gradient clipping in nn/clip_grad.cpp (all declared
+// in nn/optim.h). See Note [optimizer updates] in nn/optim.h: every update is a plain loop
+// over the raw elements of one parameter, templated on float/double, with the scalar
+// coefficients computed once per step in double.
 #include "nn/optim.h"
 
+#include "core/dispatch.h"
 #include "core/simd.h"
 
 #include <algorithm>
 #include <cmath>
-#include <numbers>
 #include <string>
 #include <type_traits>
 #include <unordered_set>
@@ -16,15 +18,7 @@ namespace unroll {
 
 namespace {
 
-// Calls f(T{}) with T the C++ type of a floating dtype.
-template <typename F>
-void dispatch_floating(DType dtype, F&& f) {
-  if (dtype == DType::F32) {
-    f(float{});
-  } else {
-    f(double{});
-  }
-}
+using detail::dispatch_float;
 
 void check_option(bool ok, const char* op, const char* what, double value, const char* expected) {
   UNROLL_CHECK(ok, "{}: invalid {} {} (expected {})", op, what, value, expected);
@@ -172,8 +166,7 @@ void SGD::step() {
     const bool first = next_step(i) == 1;
     Tensor& value = params_[i].data();
     Tensor* buf = mu != 0 ? state(i, 1) : nullptr;
-    dispatch_floating(value.dtype(), [&](auto tag) {
-      using T = decltype(tag);
+    dispatch_float(name(), value.dtype(), [&]<typename T>() {
       T* p = value.data<T>();
       const T* g = grad->data<T>();
       T* b = buf != nullptr ? buf->data<T>() : nullptr;
@@ -240,8 +233,7 @@ void adam_update(Tensor& value, const Tensor& grad, Tensor* st, int64_t t, const
   const double decay = 1 - c.lr * c.weight_decay;
   const bool use_decay = c.decoupled && c.weight_decay != 0;
   const bool use_l2 = !c.decoupled && c.weight_decay != 0;
-  dispatch_floating(value.dtype(), [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_float(c.decoupled ? "AdamW" : "Adam", value.dtype(), [&]<typename T>() {
     T* p = value.data<T>();
     const T* g = grad.data<T>();
     T* m = st[0].data<T>();
@@ -344,8 +336,7 @@ void RMSprop::step() {
     Tensor& value = params_[i].data();
     // state: v, then ḡ if centered, then b if momentum
     Tensor* st = state(i, 1 + (centered ? 1 : 0) + (mu > 0 ? 1 : 0));
-    dispatch_floating(value.dtype(), [&](auto tag) {
-      using T = decltype(tag);
+    dispatch_float(name(), value.dtype(), [&]<typename T>() {
       T* p = value.data<T>();
       const T* g = grad->data<T>();
       T* v = st[0].data<T>();
@@ -399,8 +390,7 @@ void Adagrad::step() {
     const double clr = lr_ / (1 + static_cast<double>(t - 1) * options_.lr_decay);
     Tensor& value = params_[i].data();
     Tensor* st = state(i, 1, options_.initial_accumulator_value);
-    dispatch_floating(value.dtype(), [&](auto tag) {
-      using T = decltype(tag);
+    dispatch_float(name(), value.dtype(), [&]<typename T>() {
       T* p = value.data<T>();
       const T* g = grad->data<T>();
       T* s = st[0].data<T>();
@@ -415,217 +405,6 @@ void Adagrad::step() {
   }
 }
 
-// ---- schedules ----------------------------------------------------------------------------------
-
-LRScheduler::LRScheduler(Optimizer& optimizer, const char* name)
-    : optimizer_(optimizer), base_lr_(optimizer.lr()), name_(name), last_lr_(optimizer.lr()) {}
-
-void LRScheduler::step() {
-  ++epoch_;
-  last_lr_ = lr_at(epoch_);
-  optimizer_.set_lr(last_lr_);
-}
-
-// Note [scheduler state_dict]: the settings, then base_lrs, last_epoch, _last_lr.
-StateDict LRScheduler::state_dict() const {
-  StateDict out;
-  for (const Setting& s : settings()) out.insert(s.name, scalar_tensor(s.value, s.integer ? DType::I64 : DType::F64));
-  out.insert("base_lrs.0", scalar_tensor(base_lr_, DType::F64));
-  out.insert("last_epoch", scalar_tensor(static_cast<double>(epoch_), DType::I64));
-  out.insert("_last_lr.0", scalar_tensor(last_lr_, DType::F64));
-  return out;
-}
-
-void LRScheduler::load_state_dict(const StateDict& sd) {
-  std::unordered_set<std::string> known;
-  // One value: floating, or an integer a double holds exactly.
-  auto value = [&](const std::string& key, bool integer) {
-    const Tensor* t = sd.find(key);
-    UNROLL_CHECK(t != nullptr, "{}: load_state_dict: \"{}\" is missing (saved by another kind of schedule?)", name_,
-                 key);
-    known.insert(key);
-    UNROLL_CHECK(t->numel() == 1 && (integer || t->is_floating()),
-                 "{}: load_state_dict: \"{}\" must be one {} value, got a {} {} tensor", name_, key,
-                 integer ? "integer" : "floating-point", t->shape(), t->dtype());
-    const double v = t->item();
-    UNROLL_CHECK(!integer || (v == std::floor(v) && std::abs(v) < 9.0e15),
-                 "{}: load_state_dict: \"{}\" must be a whole number, got {}", name_, key, v);
-    return v;
-  };
-  auto lr = [&](const std::string& key) {
-    const double v = value(key, false);
-    UNROLL_CHECK(v >= 0 && std::isfinite(v), "{}: load_state_dict: \"{}\" must be finite and >= 0, got {}", name_,
-                 key, v);
-    return v;
-  };
-  std::vector<double> values;
-  for (const Setting& s : settings()) values.push_back(value(s.name, s.integer));
-  const double base_lr = lr("base_lrs.0");
-  const double epoch = value("last_epoch", true);
-  UNROLL_CHECK(epoch >= 0, "{}: load_state_dict: \"last_epoch\" must be >= 0, got {}", name_, epoch);
-  const double last_lr = lr("_last_lr.0");
-  std::string unexpected;
-  for (const auto& item : sd)
-    if (!known.contains(item.first)) unexpected += fmt::format("{}\"{}\"", unexpected.empty() ? "" : ", ", item.first);
-  UNROLL_CHECK(unexpected.empty(), "{}: load_state_dict: unexpected keys {} (saved by another kind of schedule?)",
-               name_, unexpected);
-  set_settings(values);  // checks them all first: nothing has changed if it throws
-  base_lr_ = base_lr;
-  epoch_ = static_cast<int64_t>(epoch);
-  last_lr_ = last_lr;
-}
-
-namespace {
-void check_step_lr(int64_t step_size, double gamma) {
-  UNROLL_CHECK(step_size > 0, "StepLR: step_size must be positive, got {}", step_size);
-  check_option(gamma >= 0, "StepLR", "gamma", gamma, ">= 0");
-}
-void check_exponential_lr(double gamma) { check_option(gamma >= 0, "ExponentialLR", "gamma", gamma, ">= 0"); }
-void check_cosine_annealing_lr(int64_t T_max, double eta_min) {
-  UNROLL_CHECK(T_max > 0, "CosineAnnealingLR: T_max must be positive, got {}", T_max);
-  check_option(eta_min >= 0, "CosineAnnealingLR", "eta_min", eta_min, ">= 0");
-}
-}  // namespace
-
-StepLR::StepLR(Optimizer& optimizer, int64_t step_size, double gamma)
-    : LRScheduler(optimizer, "StepLR"), step_size_(step_size), gamma_(gamma) {
-  check_step_lr(step_size, gamma);
-}
-
-// lr = base_lr gamma^floor(epoch / step_size)
-double StepLR::lr_at(int64_t epoch) const {
-  return base_lr_ * std::pow(gamma_, static_cast<double>(epoch / step_size_));
-}
-
-std::vector<LRScheduler::Setting> StepLR::settings() const {
-  return {{"step_size", static_cast<double>(step_size_), true}, {"gamma", gamma_, false}};
-}
-
-void StepLR::set_settings(const std::vector<double>& values) {
-  check_step_lr(static_cast<int64_t>(values.at(0)), values.at(1));
-  step_size_ = static_cast<int64_t>(values[0]);
-  gamma_ = values[1];
-}
-
-ExponentialLR::ExponentialLR(Optimizer& optimizer, double gamma)
-    : LRScheduler(optimizer, "ExponentialLR"), gamma_(gamma) {
-  check_exponential_lr(gamma);
-}
-
-// lr = base_lr gamma^epoch
-double ExponentialLR::lr_at(int64_t epoch) const { return base_lr_ * std::pow(gamma_, static_cast<double>(epoch)); }
-
-std::vector<LRScheduler::Setting> ExponentialLR::settings() const { return {{"gamma", gamma_, false}}; }
-
-void ExponentialLR::set_settings(const std::vector<double>& values) {
-  check_exponential_lr(values.at(0));
-  gamma_ = values[0];
-}
-
-CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min)
-    : LRScheduler(optimizer, "CosineAnnealingLR"), T_max_(T_max), eta_min_(eta_min) {
-  check_cosine_annealing_lr(T_max, eta_min);
-}
-
-// lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2
-double CosineAnnealingLR::lr_at(int64_t epoch) const {
-  const double phase = std::numbers::pi * static_cast<double>(epoch) / static_cast<double>(T_max_);
-  return eta_min_ + (base_lr_ - eta_min_) * (1 + std::cos(phase)) / 2;
-}
-
-std::vector<LRScheduler::Setting> CosineAnnealingLR::settings() const {
-  return {{"T_max", static_cast<double>(T_max_), true}, {"eta_min", eta_min_, false}};
-}
-
-void CosineAnnealingLR::set_settings(const std::vector<double>& values) {
-  check_cosine_annealing_lr(static_cast<int64_t>(values.at(0)), values.at(1));
-  T_max_ = static_cast<int64_t>(values[0]);
-  eta_min_ = values[1];
-}
-
 }  // namespace optim
-
-// ---- clipping -------------------------------------------------------------------------------------
-
-namespace {
-// |a|^p, with the common p = 2 and p = 1 done without pow.
-inline double abs_pow(double a, double p) {
-  if (p == 2.0) return a * a;
-  if (p == 1.0) return std::abs(a);
-  return std::pow(std::abs(a), p);
-}
-}  // namespace
-
-// norm = (sum |g|^p)^(1/p) (p = inf: max |g|);  g *= max_norm / (norm + 1e-6) if that is < 1
-double clip_grad_norm(const std::vector<Variable>& params, double max_norm, double norm_type) {
-  UNROLL_CHECK(norm_type > 0, "clip_grad_norm: norm_type must be positive or INFINITY, got {}", norm_type);
-  UNROLL_CHECK(max_norm >= 0, "clip_grad_norm: max_norm must be >= 0, got {}", max_norm);
-  const bool inf_norm = std::isinf(norm_type);
-  double acc = 0;  // sum of |g|^p, or max |g|
-  bool any = false;
-  for (const Variable& param : params) {
-    UNROLL_CHECK(param.defined(), "clip_grad_norm: a parameter is undefined");
-    const Tensor& grad = param.grad();
-    if (!grad.defined()) continue;
-    any = true;
-    dispatch_floating(grad.dtype(), [&](auto tag) {
-      using T = decltype(tag);
-      const T* g = grad.data<T>();
-      const int64_t n = grad.numel();
-      if (inf_norm) {
-        for (int64_t j = 0; j < n; ++j) {
-          const double a = std::abs(static_cast<double>(g[j]));
-          acc = std::isnan(a) || acc < a ? a : acc;
-        }
-        return;
-      }
-      // Eight partial sums in a fixed order: vectorisable and still deterministic. The
-      // common L2 norm gets its own loop (no per-element branch on the norm type).
-      double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int64_t j = 0;
-      if (norm_type == 2.0) {
-        for (; j + 8 <= n; j += 8)
-          for (int k = 0; k < 8; ++k) {
-            const auto v = static_cast<double>(g[j + k]);
-            part[k] += v * v;
-          }
-      } else {
-        for (; j + 8 <= n; j += 8)
-          for (int k = 0; k < 8; ++k) part[k] += abs_pow(static_cast<double>(g[j + k]), norm_type);
-      }
-      for (; j < n; ++j) part[0] += abs_pow(static_cast<double>(g[j]), norm_type);
-      acc += ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    });
-  }
-  if (!any) return 0.0;
-  const double total = inf_norm || norm_type == 1.0 ? acc : norm_type == 2.0 ? std::sqrt(acc) : std::pow(acc, 1.0 / norm_type);
-  const double coef = max_norm / (total + 1e-6);
-  if (!(coef >= 1.0)) {  // also NaN, which PyTorch propagates into the gradients too
-    for (const Variable& param : params) {
-      if (!param.grad().defined()) continue;
-      Variable handle = param;
-      mul_(handle.grad_mut(), coef);
-    }
-  }
-  return total;
-}
-
-// g = clamp(g, -c, c)
-void clip_grad_value(const std::vector<Variable>& params, double clip_value) {
-  UNROLL_CHECK(clip_value >= 0, "clip_grad_value: clip_value must be >= 0, got {}", clip_value);
-  for (const Variable& param : params) {
-    UNROLL_CHECK(param.defined(), "clip_grad_value: a parameter is undefined");
-    if (!param.grad().defined()) continue;
-    Variable handle = param;
-    Tensor& grad = handle.grad_mut();
-    dispatch_floating(grad.dtype(), [&](auto tag) {
-      using T = decltype(tag);
-      T* g = grad.data<T>();
-      const T hi = T(clip_value), lo = -hi;
-      const int64_t n = grad.numel();
-      for (int64_t j = 0; j < n; ++j) g[j] = std::min(std::max(g[j], lo), hi);
-    });
-  }
-}
 
 }  // namespace unroll
