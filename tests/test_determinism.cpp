@@ -2,7 +2,7 @@
 // GRU character model, B = 32 and H = 128, are trained for 50 steps twice at each thread
 // count; every loss must match bit for bit (memcmp of the doubles), and so must the final
 // parameters. At these sizes the recurrent products split across threads (Note [gemm
-// threads] in core/gemm.cpp): h W_hh^T is M*N*K = 32 * 512 * 128 = 2^21 multiply-adds for
+// threads] in core/thread_pool.cpp): h W_hh^T is M*N*K = 32 * 512 * 128 = 2^21 multiply-adds for
 // the LSTM (4 pieces' worth of work), so set_num_threads(2) really runs two pieces at once.
 // Whether 1 and 2 threads agree with each other is reported, not required.
 #include <doctest/doctest.h>
