@@ -9,6 +9,14 @@ namespace unroll::detail {
 
 void tanh_f32(float* o, const float* x, int64_t n);     ///< o[i] = tanh x[i]
 void sigmoid_f32(float* o, const float* x, int64_t n);  ///< o[i] = 1 / (1 + e^-x[i])
+/// o[i] = erf x[i] (+-1 from |x| = 4 on).
+void erf_f32(float* o, const float* x, int64_t n);
+/// o[i] = x[i] Phi(x[i]), the exact GELU (Phi the standard normal CDF).
+void gelu_f32(float* o, const float* x, int64_t n);
+/// o[i] = dy[i] * 2/sqrt(pi) e^(-x[i]^2) (erf backward).
+void erf_backward_f32(float* o, const float* dy, const float* x, int64_t n);
+/// o[i] = dy[i] * (Phi(x[i]) + x[i] phi(x[i])) (GELU backward; phi the normal density).
+void gelu_backward_f32(float* o, const float* dy, const float* x, int64_t n);
 /// o[i] = e^(x[i] - m) for x[i] <= m (softmax rows): 0 below m - 87.3 (and for -inf).
 void exp_shifted_f32(float* o, const float* x, float m, int64_t n);
 /// o[i] = g[i] - e^(y[i]) * s (log_softmax backward; y are log-probabilities).
