@@ -6,13 +6,15 @@
 #   ./scripts/readme_figures.sh adding seq2seq  # only these
 #   ./scripts/readme_figures.sh --sweeps        # also the multi-seed tables (adding --seeds 5 at
 #                                               # T=100 and 200, compare --seeds 5, bert_toy
-#                                               # --runs 5 at 2000 and 1000 pretraining steps): ~30 min more
+#                                               # --runs 5 at 2000 and 1000 pretraining steps,
+#                                               # caption seeds 1-4, char_lm on PTB seeds 1-2): ~50 min more
 #   ./scripts/readme_figures.sh --only-sweeps bert_toy  # the multi-seed rows alone, no defaults
 #   ./scripts/readme_figures.sh --forget-bias-sweeps adding  # the LSTM alone over seeds 0-4 with
 #                                               # other forget-gate biases (pytorch, 1, 3): ~15 min
 #
 # Examples whose data is not in the repository run only when it is there (digits:
-# ../shared/data/digits/digits.csv; char_lm's PTB row: ../shared/data/ptb/). Needs jq and a
+# ../shared/data/digits/digits.csv; char_lm's PTB row: ../shared/data/ptb/; classify's SST-5 row:
+# ../shared/data/sst/). Needs jq and a
 # Release build (build/examples; `cmake --build build --target unroll_examples`).
 # Output: one Markdown row per run: program, flags, wall and CPU seconds, the numbers of its
 # --json line. Figures: the defaults' in $OUT/<program>/, a run with flags in $OUT/flags/.
@@ -121,10 +123,15 @@ fi
 wanted one_to_many && row one_to_many
 wanted time_series && row time_series
 wanted classify && row classify
+if wanted classify && [ -f "$DATA/sst/train.txt" ]; then  # the README's SST-5 row (the command in classify.cpp)
+  row classify --format sst --train "$DATA/sst/train.txt" --dev "$DATA/sst/dev.txt" --test "$DATA/sst/test.txt" \
+    --epochs 6 --dropout 0.3
+fi
 wanted seq2seq && row seq2seq
 wanted seq2seq && row seq2seq --min-len 4 --len 8 --test-len 2-12
 wanted mlp && row mlp
 wanted bptt_by_hand && row bptt_by_hand
+wanted memory && row memory
 wanted dates && row dates
 wanted dtmf && row dtmf
 if wanted digits && [ -f "$DATA/digits/digits.csv" ]; then row digits; fi
@@ -140,6 +147,10 @@ if [ $sweeps = 1 ]; then
   wanted compare && row compare --seeds 5
   wanted bert_toy && row bert_toy --runs 5                  # seeds 0-4, pretraining 2000 steps
   wanted bert_toy && row bert_toy --runs 5 --pt-steps 1000  # half of it: the gain is not robust
+  if wanted caption; then for s in 1 2 3 4; do row caption --seed "$s"; done; fi  # with the default row: seeds 0-4
+  if wanted char_lm && [ -f "$DATA/ptb/valid.txt" ] && [ -f "$DATA/ptb/test.txt" ]; then
+    for s in 1 2; do row char_lm --text "$DATA/ptb/valid.txt" --steps 1500 --valid "$DATA/ptb/test.txt" --seed "$s"; done
+  fi
 fi
 if [ $fb_sweeps = 1 ] && wanted adding; then
   for fb in pytorch 1 3; do
