@@ -655,7 +655,7 @@ int run(int argc, char** argv) {
   plot::LinePlot lp;
   lp.title = "captioning: training loss (teacher forcing)";
   lp.xlabel = "step";
-  lp.ylabel = "cross-entropy per word";
+  lp.ylabel = "cross-entropy per word (nats)";
   lp.log_y = true;
   lp.add("loss", losses);
   figures.push_back(out_dir + "/loss.svg");

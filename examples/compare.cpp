@@ -488,7 +488,7 @@ static int run(int argc, char** argv) {
     plot::LinePlot plot;
     plot.title = task.title.substr(0, task.title.find(" (")) + fmt::format(": training loss, seed {}", seed0);
     plot.xlabel = "training step";
-    plot.ylabel = task.loss == Loss::Mse ? "train MSE" : "train cross-entropy";
+    plot.ylabel = task.loss == Loss::Mse ? "train MSE" : "train cross-entropy (nats)";
     plot.log_y = true;
     for (const auto& per_seed : runs) plot.add(family_name(per_seed.front().family), per_seed.front().steps, per_seed.front().loss);
     if (!pct) {

@@ -650,7 +650,7 @@ int run(int argc, char** argv) {
   plot::LinePlot loss_plot;
   loss_plot.title = fmt::format("dates ({} attention): training loss", attention_kind);
   loss_plot.xlabel = "step";
-  loss_plot.ylabel = "cross-entropy per output character";
+  loss_plot.ylabel = "cross-entropy per output character (nats)";
   loss_plot.log_y = true;
   loss_plot.add("teacher-forced loss", loss_x, loss_y);
   const std::string loss_path = out_dir + "/loss.svg";

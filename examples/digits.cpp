@@ -338,7 +338,7 @@ int run(int argc, char** argv) {
   plot::LinePlot loss;
   loss.title = fmt::format("training loss (mean of the last 20 steps), seed {}", seed);
   loss.xlabel = "step";
-  loss.ylabel = "cross-entropy";
+  loss.ylabel = "cross-entropy (nats)";
   loss.log_y = true;
   plot::LinePlot acc;
   acc.title = fmt::format("test accuracy during training, seed {}", seed);

@@ -500,7 +500,7 @@ int run(int argc, char** argv) {
   plot::LinePlot loss_plot;
   loss_plot.title = "sequence tagger: training loss";
   loss_plot.xlabel = "step";
-  loss_plot.ylabel = "cross-entropy per frame";
+  loss_plot.ylabel = "cross-entropy per frame (nats)";
   loss_plot.log_y = true;
   loss_plot.add("frame loss", seq_loss);
   const std::string loss_path = out_dir + "/tagger_loss.svg";

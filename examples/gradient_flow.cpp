@@ -121,7 +121,10 @@ static int run(int argc, char** argv) {
     // A diverged run's loss becomes inf, then NaN: draw it up to there and say where.
     size_t finite = 0;
     while (finite < log.grad_norm.size() && std::isfinite(log.grad_norm[finite])) ++finite;
-    const std::string label = finite < log.grad_norm.size() ? fmt::format("{} (NaN at {})", name, finite + 1) : name;
+    // (The loss can overflow to Inf a few steps before the gradient norm turns NaN: the
+    // label gives the gradient's step, the figure marks where the loss itself leaves.)
+    const std::string label =
+        finite < log.grad_norm.size() ? fmt::format("{} (gradient NaN at step {})", name, finite + 1) : name;
     // The whole run: the figure marks where it turns NaN/Inf and clips the axis (y_max
     // below), so that the diverging run does not flatten the clipped one.
     const size_t shown = std::min(log.step_loss.size(), finite + 1);
@@ -155,10 +158,13 @@ static int run(int argc, char** argv) {
   for (const auto& [g, ratio] : gain_ratios) fmt::print("  gain {:<4} {:>14.3e}\n", g, ratio);
   result.add("explode_ratio", gain_ratios.back().second);
   fmt::print("\nSGD on the exploding RNN (T={}, {} steps):\n", clip_cfg.T, clip_cfg.steps);
-  fmt::print("  no clipping:        max gradient norm {:.3g}, first NaN at step {}, test MSE {:.4f}\n",
-             unclipped_max_norm, unclipped_nan_step, unclipped_mse);
-  fmt::print("  clip_grad_norm({}): max gradient norm {:.3g} (before clipping), first NaN at step {}, test MSE {:.4f}\n",
-             clip_cfg.clip, clipped_max_norm, clipped_nan_step, clipped_mse);
+  auto nan_text = [](double step) {
+    return std::isnan(step) ? std::string("gradient finite throughout") : fmt::format("gradient NaN at step {}", step);
+  };
+  fmt::print("  no clipping:        max gradient norm {:.3g}, {}, test MSE {:.4f}\n", unclipped_max_norm,
+             nan_text(unclipped_nan_step), unclipped_mse);
+  fmt::print("  clip_grad_norm({}): max gradient norm {:.3g} (before clipping), {}, test MSE {:.4f}\n", clip_cfg.clip,
+             clipped_max_norm, nan_text(clipped_nan_step), clipped_mse);
   result.add("unclipped_test_mse", unclipped_mse).add("clipped_test_mse", clipped_mse);
   result.add("unclipped_max_grad_norm", unclipped_max_norm).add("unclipped_nan_step", unclipped_nan_step);
 

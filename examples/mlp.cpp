@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
     plot::LinePlot lp;
     lp.title = "MLP on two moons: training loss";
     lp.xlabel = "step";
-    lp.ylabel = "cross-entropy";
+    lp.ylabel = "cross-entropy (nats)";
     lp.log_y = true;
     lp.add("train", losses);
     figures.push_back(out + "/moons_loss.svg");

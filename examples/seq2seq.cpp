@@ -261,7 +261,7 @@ int run(int argc, char** argv) {
   plot::LinePlot loss_plot;
   loss_plot.title = fmt::format("seq2seq ({}, {} attention): training loss", task_name, attention_kind);
   loss_plot.xlabel = "step";
-  loss_plot.ylabel = "cross-entropy per token";
+  loss_plot.ylabel = "cross-entropy per token (nats)";
   loss_plot.log_y = true;
   loss_plot.add("teacher-forced loss", loss_x, loss_y);
   const std::string loss_path = out_dir + "/loss.svg";

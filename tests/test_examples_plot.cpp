@@ -201,3 +201,18 @@ TEST_CASE("plot: a heatmap has a labelled colour bar with ticks, points over the
   CHECK(svg.find("<circle") != std::string::npos);  // class 0 points
   for (const std::string& t : texts) CHECK_MESSAGE(t.rfind("-0", 0) != 0, t);  // no "-0" tick
 }
+
+TEST_CASE("plot: a line on the decade that would be a log axis' edge is not hidden by the frame") {
+  unroll::plot::LinePlot p;
+  p.title = "gradient norm";
+  p.xlabel = "step";
+  p.ylabel = "norm";
+  p.log_y = true;
+  p.add("norm", {0, 1, 2}, {20, 300, 5000});
+  p.add_reference("max norm 1", 0, 2, 1.0);  // exactly on 10^0
+  std::set<std::string> ticks;
+  for (const TextBox& b : text_boxes(p.svg())) ticks.insert(b.content);
+  CHECK(ticks.count("0.1") == 1);  // the axis goes one decade below the reference line
+  CHECK(ticks.count("10000") == 1);  // the top stays at the decade above 5000, which is not on it
+  CHECK(ticks.count("1e5") == 0);
+}

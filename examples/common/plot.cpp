@@ -218,7 +218,12 @@ std::string LinePlot::svg() const {
   if (x1 == x0) x1 = x0 + 1;
   std::vector<double> yt;  // tick positions in axis units
   if (log_y) {
+    // Whole decades; a line lying on a decade that would be the axis' edge (a max-norm line
+    // at 1, a loss at exactly 1e-4) gets one more decade, so that the frame does not hide it.
+    const double data_lo = y0, data_hi = y1;
     y0 = std::floor(y0 + 1e-9), y1 = std::ceil(y1 - 1e-9);
+    if (!std::isfinite(lim_lo) && data_lo - y0 < 0.02) y0 -= 1;
+    if (!std::isfinite(lim_hi) && y1 - data_hi < 0.02) y1 += 1;
     if (y1 <= y0) y1 = y0 + 1;
     for (double v : log_ticks(static_cast<int>(y0), static_cast<int>(y1))) yt.push_back(std::log10(v));
   } else {
