@@ -28,7 +28,6 @@ using detail::has_pending;
 // marked as already visited and skip them (test_threads: no gradient at all).
 std::atomic<uint32_t> g_epoch{0};
 
-
 // Reverse topological order of the nodes reachable from the roots through nodes that
 // require grad: an iterative depth-first search with an explicit stack, finishing a node
 // after all its inputs, so `order` lists inputs before the nodes made from them.
@@ -56,7 +55,6 @@ std::vector<Node*> topological_order(std::span<Node* const> roots) {
   }
   return order;
 }
-
 
 // One run of the engine: backward() (gradients accumulate into the leaves) or grad()
 // (gradients of `targets` are returned; nothing else's .grad changes).

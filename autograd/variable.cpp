@@ -1,12 +1,11 @@
-// Variable handles, recording, the backward engine and graph teardown.
+// Variable handles, recording, graph teardown, the node pool and Grads (the backward engine
+// that walks the graph is autograd/engine.cpp).
 #include "autograd/formula.h"
 #include "autograd/function.h"
 #include "autograd/engine.h"
 #include "autograd/grad.h"
 
-#include <atomic>
 #include <cmath>
-#include <unordered_map>
 #include <vector>
 
 namespace unroll {

@@ -197,7 +197,7 @@ Storage* allocate_storage(size_t bytes) {
 }
 
 void free_storage(Storage* s) {
-  if (s->owner != t_record || t_record == nullptr) [[unlikely]] {
+  if (s->owner != t_record) [[unlikely]] {  // another thread's, or this thread's pool is gone (t_record null)
     free_foreign(s);
     return;
   }
