@@ -285,6 +285,32 @@ Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, con
                 });
 }
 
+// y = base + x W^T + b;  dbase += dy;  dx += dy W;  dW += dy^T x;  db += sum_rows(dy)
+Variable add_linear(const Variable& base, const Variable& x, const Variable& w, const Variable& b) {
+  UNROLL_CHECK(base.defined() && x.defined() && w.defined(), "add_linear: the base, the input or the weight is undefined");
+  UNROLL_CHECK(x.dtype() == w.dtype() && base.dtype() == w.dtype() && (!b.defined() || b.dtype() == w.dtype()),
+               "add_linear: base {}, input {} and weight {} must have one dtype{}", base.dtype(), x.dtype(), w.dtype(),
+               b.defined() ? fmt::format(" (bias {})", b.dtype()) : std::string());
+  UNROLL_CHECK(x.ndim() == 2 && w.ndim() == 2 && x.shape()[1] == w.shape()[1],
+               "add_linear: input {} and weight {} must be [N,I] and [O,I]", x.shape(), w.shape());
+  UNROLL_CHECK(base.ndim() == 2 && base.shape()[0] == x.shape()[0] && base.shape()[1] == w.shape()[0],
+               "add_linear: base {} must be [N,O] = [{},{}] for input {} and weight {}", base.shape(), x.shape()[0],
+               w.shape()[0], x.shape(), w.shape());
+  UNROLL_CHECK(!b.defined() || (b.ndim() == 1 && b.shape()[0] == w.shape()[0]),
+               "add_linear: bias {} does not match weight {} (expected [{}])", b.defined() ? b.shape().str() : "",
+               w.shape(), w.shape()[0]);
+  Tensor y = b.defined() ? add(base.data(), b.data()) : base.data().clone();  // [N, O], a buffer of its own
+  affine_(y, x.data(), w.data());
+  const Variable* inputs[4] = {&base, &x, &w, &b};
+  return record("add_linear", y, std::span<const Variable* const>(inputs, b.defined() ? 4 : 3),
+                [xd = x.data(), wd = w.data()](const auto& dy, auto& g) {
+                  if (g.needs(0)) g.add(0, dy);
+                  if (g.needs(1)) g.add_matmul(1, dy, g.in(2, wd));
+                  if (g.needs(2)) g.add_weight_grad(2, dy, g.in(1, xd));
+                  if (g.n_inputs() > 3 && g.needs(3)) g.add(3, sum(dy, 0));
+                });
+}
+
 // ---- reductions -----------------------------------------------------------------------
 
 // y = sum x;  dx += dy (broadcast)

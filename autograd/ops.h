@@ -59,6 +59,11 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b = Variab
 /// second product is accumulated into the first by the GEMM.
 Variable linear2(const Variable& x1, const Variable& w1, const Variable& x2, const Variable& w2,
                  const Variable& b1 = Variable(), const Variable& b2 = Variable());
+/// y = base + x W^T + b in one op: base [N,O], x [N,I], W [O,I], b [O] or undefined. Equal
+/// to base + linear(x, W, b) (up to rounding) in one output buffer: the product is
+/// accumulated onto base + b by the GEMM. A recurrent step's gates from its precomputed
+/// input projection: add_linear(x_proj_t, h, W_hh, b_hh) (Note [input projections]).
+Variable add_linear(const Variable& base, const Variable& x, const Variable& w, const Variable& b = Variable());
 
 // ---- reductions -----------------------------------------------------------------------
 Variable sum(const Variable& x);

@@ -58,6 +58,29 @@ for cand in python3 /usr/bin/python3; do
 done
 if [ -z "$PY" ]; then log "PyTorch not found (tried python3, /usr/bin/python3): the reference columns will be empty"; fi
 
+# Which BLAS PyTorch's matrix products run on. Debian's python3-torch links libblas.so.3,
+# which the alternatives system points at OpenBLAS only when OpenBLAS is installed; without
+# it, the netlib reference BLAS answers at ~3 GFLOP/s and every ratio is meaningless (it
+# happened: bench/RESULTS.md, "A run on a different machine").
+torch_blas() {
+  OPENBLAS_CORETYPE=Cooperlake "$PY" -c '
+import torch
+torch.ones(8, 8) @ torch.ones(8, 8)
+libs = sorted({l.split()[-1] for l in open("/proc/self/maps") if "blas" in l.split()[-1]})
+print(" ".join(libs) or "none")'
+}
+if [ -n "$PY" ]; then
+  BLAS=$(torch_blas)
+  if [[ $BLAS != *openblas* ]] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "PyTorch's BLAS is '$BLAS', not OpenBLAS: installing libopenblas0-pthread"
+    apt-get install -y -q libopenblas0-pthread >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libopenblas0-pthread >/dev/null 2>&1; } || true
+    BLAS=$(torch_blas)
+  fi
+  log "PyTorch's BLAS: $BLAS"
+  [[ $BLAS == *openblas* ]] || log "WARNING: PyTorch is not running on OpenBLAS: its times are not a fair reference"
+fi
+
 OUT=$(mktemp "${TMPDIR:-/tmp}/unroll-bench.XXXXXX")
 trap 'rm -f "$OUT"' EXIT
 

@@ -13,6 +13,30 @@
 // the new state from forward(); run_cell(), variable-length batches and gradcheck work
 // with it unchanged (see tests/test_custom_cell.cpp).
 //
+// Note [input projections]
+// Most cells start each step with an affine map of x_t alone (x_t W_ih^T + b_ih). Done per
+// step, that product has B rows: at B = 32 and I = 64 it is a thin GEMM that runs at a
+// fraction of the rate of a deep one, and at B = 1 a matrix-vector product. Nothing in it
+// depends on the recurrence, so run_cell computes it for a block of steps in one product
+// of up to kProjectRows rows and hands each step its rows. A cell opts in by splitting its
+// step in two, each still its equations in ops:
+//
+//   Variable project_inputs(const Variable& x) override { return linear(x, w_ih, b_ih); }
+//   State forward_projected(const Variable& p, const State& s) override {
+//     return {tanh(add_linear(p, s[0], w_hh, b_hh))};  // p + h W_hh^T + b_hh
+//   }
+//   State forward(const Variable& x, const State& s) override {
+//     return forward_projected(project_inputs(x), s);
+//   }
+//
+// The graph records one linear over the block's rows, a narrow per step and the step's own
+// ops, so backward needs no rule of its own: the narrows' gradients land in one [rows,P]
+// buffer, and the projection's backward is one deep GEMM for dx and one for dW_ih. The
+// block is bounded (not all T steps) so the projection of a 10,000-step sequence is not
+// held at once; within a block, rows are the same products per-step calls would compute,
+// up to the GEMM's rounding order. Under anomaly mode run_cell calls forward() per step
+// instead, so a NaN in x_t is reported by step t's own op, not by a block's projection.
+//
 // Note [truncated BPTT]
 // To train on a long stream in chunks, carry the final state into the next chunk with
 // detach(): the values flow on, the graph stops at the chunk boundary, so memory and
@@ -61,6 +85,16 @@ public:
   virtual int64_t hidden_size() const = 0;
   /// Same as forward(x, state).
   State operator()(const Variable& x, const State& state) { return forward(x, state); }
+
+  /// Optional (Note [input projections]): the part of a step that reads x alone, for many
+  /// rows at once: x [N,I] -> [N,P]. A cell that defines it also defines forward_projected,
+  /// and its forward(x, state) is forward_projected(project_inputs(x), state); run_cell
+  /// then projects the inputs of many time steps in one product. The default returns an
+  /// undefined Variable: the cell is run one forward() per step.
+  virtual Variable project_inputs(const Variable& x);
+  /// One step from its projected input p [B,P] (rows of project_inputs); only called on a
+  /// cell whose project_inputs is defined (the default throws).
+  virtual State forward_projected(const Variable& p, const State& state);
 };
 
 enum class Nonlinearity { Tanh, Relu };
@@ -79,12 +113,15 @@ public:
 protected:
   RNNCellBase(const char* name, int64_t input_size, int64_t hidden_size, int64_t gates, size_t state_size, bool bias);
   /// What a step starts from: `state`, or zeros when it is empty, checked against x
-  /// (x [B,I], each state tensor [B,H], all of the parameters' dtype).
-  State step_state(const Variable& x, const State& state) const;
+  /// (x [B,I], or with `projected` x's projection [B,G*H]; each state tensor [B,H]; all
+  /// of the parameters' dtype).
+  State step_state(const Variable& x, const State& state, bool projected = false) const;
+  /// Checks the rows given to project_inputs: x [N,I] of the parameters' dtype.
+  void check_rows(const Variable& x) const;
 
 private:
   const char* name_;
-  int64_t input_size_, hidden_size_;
+  int64_t input_size_, hidden_size_, gates_;
   size_t state_size_;
 };
 
@@ -98,6 +135,8 @@ public:
   State forward(const Variable& x, const State& state) override;
   /// x [B,I], h [B,H] -> h' [B,H]
   Variable forward(const Variable& x, const Variable& h);
+  Variable project_inputs(const Variable& x) override;  ///< x W_ih^T + b_ih: [N,H]
+  State forward_projected(const Variable& p, const State& state) override;
   Nonlinearity nonlinearity;
 };
 
@@ -112,6 +151,8 @@ public:
   State forward(const Variable& x, const State& state) override;
   /// x [B,I], h [B,H], c [B,H] -> (h', c')
   std::pair<Variable, Variable> forward(const Variable& x, const Variable& h, const Variable& c);
+  Variable project_inputs(const Variable& x) override;  ///< x W_ih^T + b_ih: [N,4H]
+  State forward_projected(const Variable& p, const State& state) override;
 };
 
 /// torch.nn.GRUCell, gates in the order r, z, n:
@@ -125,6 +166,8 @@ public:
   State forward(const Variable& x, const State& state) override;
   /// x [B,I], h [B,H] -> h' [B,H]
   Variable forward(const Variable& x, const Variable& h);
+  Variable project_inputs(const Variable& x) override;  ///< x W_ih^T + b_ih: [N,3H]
+  State forward_projected(const Variable& p, const State& state) override;
 };
 
 // ---- running a cell over a sequence ------------------------------------------------------
@@ -137,7 +180,9 @@ struct SequenceResult {
 };
 
 /// Runs `cell` over x [T,B,I] one step at a time (a plain loop: narrow out x_t, call the
-/// cell, stack the h's), each step under StepScope(t). `initial` empty means the cell's
+/// cell, stack the h's), each step under StepScope(t). A cell that projects its inputs
+/// (Note [input projections]) has x_t's projection computed for a block of steps at once
+/// and gets forward_projected(p_t, state) instead of forward(x_t, state). `initial` empty means the cell's
 /// zero state. `lengths` (one per batch element, each in 1..T, any order) marks the steps
 /// t >= lengths[b] of sequence b as padding: there the state is carried unchanged
 /// (state = where(valid_t, new, old)) and the output is zero, so final_state is each

@@ -22,12 +22,13 @@ TEST_CASE("memory: full BPTT keeps T steps of state, truncated windows keep one 
   REQUIRE(r.exit_code == 0);
   REQUIRE(!r.json.empty());
   INFO(r.json);
-  // Per step: h_t [2,8] float32 (64 B, kept by tanh and the next step's linear2) and the
-  // MSE's difference [2,1] (8 B, kept by its square); 7 ops: linear2, tanh, head linear,
-  // sub, mul, mean, and the add into the running loss.
+  // Per step: h_t [2,8] float32 (64 B, kept by tanh and the next step's add_linear) and the
+  // MSE's difference [2,1] (8 B, kept by its square); 8 ops: the cell's linear (x W_ih^T +
+  // b_ih), add_linear (+ h W_hh^T + b_hh) and tanh, head linear, sub, mul, mean, and the
+  // add into the running loss.
   CHECK(num(r, "step_bytes") == 64 + 8);
-  CHECK(num(r, "step_nodes") == 7);
-  CHECK(num(r, "full_nodes") == 12 * 7 - 1);       // step 0 has no add
+  CHECK(num(r, "step_nodes") == 8);
+  CHECK(num(r, "full_nodes") == 12 * 8 - 1);       // step 0 has no add
   CHECK(num(r, "full_bytes") == 12 * (64 + 8) + 4);  // + the loss value held by its handle
   CHECK(num(r, "window_bytes_max") == 4 * (64 + 8) + 4);
   CHECK(num(r, "truncated_peak_bytes") < num(r, "full_peak_bytes"));

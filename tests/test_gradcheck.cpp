@@ -278,6 +278,11 @@ TEST_CASE(CHECKER ": matmul and linear") {
         [](const Vars& v) { return linear2(v[0], v[1], v[2], v[3], v[4], v[5]); });
   t.add("linear2 without bias, one input used twice", {{{3, 4}, normal}, {{5, 4}, normal}, {{5, 4}, normal}},
         [](const Vars& v) { return linear2(v[0], v[1], v[0], v[2]); });
+  // add_linear(base, x, W, b) = base + x W^T + b (a step's gates from its projected input)
+  t.add("add_linear with bias", {{{3, 5}, normal}, {{3, 4}, normal}, {{5, 4}, normal}, {{5}, normal}},
+        [](const Vars& v) { return add_linear(v[0], v[1], v[2], v[3]); });
+  t.add("add_linear without bias, base made from x", {{{3, 5}, normal}, {{5, 5}, normal}},
+        [](const Vars& v) { return add_linear(tanh(v[0]), v[0], v[1]); });
   run(t);
 }
 

@@ -57,8 +57,9 @@ TEST_CASE("to_dot names leaves by their module names and marks parameters and in
   CHECK(input.find("shape=parallelogram") != std::string::npos);
   CHECK(input.find("#f7e3a1") != std::string::npos);
   // x does not require grad: the graph keeps no edge to it, so each op slot it fed is an
-  // "input (no grad)" placeholder (one per step here: the rnn's per-step x_t).
-  CHECK(count(dot, "label=\"input\\n(no grad)\", shape=parallelogram, style=\"dashed") >= 4 + 1);  // + legend
+  // "input (no grad)" placeholder: one here, the rnn's input projection of all steps at
+  // once (Note [input projections] in nn/recurrent.h), + the legend's.
+  CHECK(count(dot, "label=\"input\\n(no grad)\", shape=parallelogram, style=\"dashed") == 1 + 1);
   // The legend explains every mark.
   CHECK(dot.find("subgraph cluster_legend") != std::string::npos);
   CHECK(dot.find("parameter\\n(module name)") != std::string::npos);
@@ -93,7 +94,8 @@ TEST_CASE("to_html carries module names and the parameter/input kind") {
 namespace {
 
 // A tanh RNN cell (B=2, I=3, H=4, float32) unrolled T steps from a given state, under
-// StepScope(t). Per step the cell records linear2 (x W_ih^T + h W_hh^T + b) and tanh.
+// StepScope(t). Per step the cell records linear (its input projection x W_ih^T + b_ih),
+// add_linear (+ h W_hh^T + b_hh) and tanh.
 Variable unroll_cell(RNNCell& cell, const std::vector<Variable>& xs, Variable h, int t0, int T) {
   for (int t = t0; t < t0 + T; ++t) {
     StepScope step(t);
@@ -118,11 +120,12 @@ TEST_CASE("MemoryMeter: a tiny RNN's nodes and bytes per step equal the hand cou
   Variable loss = sum(unroll_cell(cell, xs, h0, 0, T));  // outside any step
   const MemoryReport r = meter.report(loss);
   MESSAGE("\n" << r.table());
-  // By hand: per step, 2 nodes (linear2, tanh). Saved: linear2 keeps x_t, h_{t-1} and the
-  // weights (all made before the step: x_t and the weights before the meter, h_{t-1} by the
-  // step before); tanh keeps its output h_t [B,H] float32 = 32 bytes, which step t+1's
-  // linear2 keeps too (the same storage, counted once). linear2's own output is freed when
-  // the cell returns (nobody holds it). So 1 tensor of 32 bytes per step, saved state (no
+  // By hand: per step, 3 nodes (linear, add_linear, tanh). Saved: linear keeps x_t and
+  // W_ih, add_linear h_{t-1} and W_hh (all made before the step: x_t and the weights
+  // before the meter, h_{t-1} by the step before); tanh keeps its output h_t [B,H] float32
+  // = 32 bytes, which step t+1's add_linear keeps too (the same storage, counted once).
+  // The outputs of linear and add_linear are freed when the cell returns (nobody holds or
+  // saved them). So 1 tensor of 32 bytes per step, saved state (no
   // handle to any h_t is left once the loop moved on, and the last one was only a
   // temporary passed to sum). Outside the steps: sum's output, 4 bytes, held by `loss`.
   REQUIRE(r.steps.size() == T + 1);
@@ -135,12 +138,12 @@ TEST_CASE("MemoryMeter: a tiny RNN's nodes and bytes per step equal the hand cou
     const StepMemory& m = r.steps[static_cast<size_t>(t + 1)];
     CAPTURE(t);
     CHECK(m.step == t);
-    CHECK(m.nodes == 2);
+    CHECK(m.nodes == 3);
     CHECK(m.tensors == 1);
     CHECK(m.saved_bytes == B * H * 4);
     CHECK(m.value_bytes == 0);
   }
-  CHECK(r.nodes() == 2 * T + 1);
+  CHECK(r.nodes() == 3 * T + 1);
   CHECK(r.bytes() == T * B * H * 4 + 4);
   CHECK(r.table().find("running B") != std::string::npos);
 
@@ -173,7 +176,7 @@ TEST_CASE("MemoryMeter: values held by handles, shared storage counted once, tru
     for (int t = 0; t < 3; ++t) {
       const StepMemory& m = r.steps[static_cast<size_t>(t + 1)];
       CAPTURE(t);
-      CHECK(m.nodes == (t == 2 ? 3 : 2));  // linear2, tanh (+ the reshape loss is made from)
+      CHECK(m.nodes == (t == 2 ? 4 : 3));  // linear, add_linear, tanh (+ the reshape loss is made from)
       CHECK(m.tensors == 1);
       CHECK(m.value_bytes == B * H * 4);  // held by hs[2t] (and the reshape's node)
       CHECK(m.saved_bytes == 0);
@@ -216,7 +219,7 @@ TEST_CASE("MemoryMeter: values held by handles, shared storage counted once, tru
         const MemoryReport r = meter.report(loss);
         CHECK(r.steps.front().step == -1);
         CHECK(r.steps[1].step == t0);
-        CHECK(r.nodes() == 2 * 4 + 1);
+        CHECK(r.nodes() == 3 * 4 + 1);  // per step: linear, add_linear, tanh
         window_bytes = std::max(window_bytes, r.bytes());
         loss.backward();
         h = last.detach();

@@ -521,6 +521,104 @@ TEST_CASE("run_cell_steps: the same recurrence on a list of steps, outputs unsta
   CHECK(equal(s.final_state[0].data(), r.final_state[0].data()));
 }
 
+namespace {
+// Counts the nodes of one op recorded while it lives.
+struct OpCounter : detail::GraphObserver {
+  explicit OpCounter(std::string op) : op_(std::move(op)) { detail::graph_observer() = this; }
+  ~OpCounter() override { detail::graph_observer() = prev_; }
+  OpCounter(const OpCounter&) = delete;
+  OpCounter& operator=(const OpCounter&) = delete;
+  void on_record(const Node* n) override { count += n->op && op_ == n->op; }
+  void on_backward_start(const Node*) override {}
+  void on_grad(const Node*, const Tensor&) override {}
+  int count = 0;
+
+private:
+  std::string op_;
+  detail::GraphObserver* prev_ = detail::graph_observer();
+};
+}  // namespace
+
+TEST_CASE("input projections: run_cell projects blocks of steps in one product, same values and gradients as stepping") {
+  // B = 40, T = 30: 1200 rows, more than one block (Note [input projections]): blocks of
+  // 25 steps (1000 rows), then 5.
+  manual_seed(21);
+  Generator gen(22);
+  const int64_t T = 30, B = 40, I = 3, H = 4;
+  std::vector<int64_t> lengths(B, T);
+  for (int64_t b = 0; b < B; ++b) lengths[static_cast<size_t>(b)] = 1 + (b * 7) % T;
+  // per_step: the linears a step records itself (GRU: h W_hh^T + b_hh, kept apart for r *).
+  auto check_cell = [&](RecurrentCell& cell, Direction d, int per_step) {
+    cell.to(DType::F64);
+    Variable x(randn({T, B, I}, gen, DType::F64), true);
+    SequenceResult r;
+    {
+      OpCounter linears("linear");
+      r = run_cell(cell, x, {}, lengths, d);
+      CHECK(linears.count == 2 + per_step * T);  // one projection per block, none per step
+    }
+    // By hand: forward() per step (each projects its own x_t), the padding done as run_cell does.
+    State s = cell.initial_state(B, DType::F64);
+    std::vector<Variable> hs(static_cast<size_t>(T));
+    const Tensor mask = length_mask(lengths, T, DType::F64);
+    for (int64_t k = 0; k < T; ++k) {
+      const int64_t t = d == Direction::Forward ? k : T - 1 - k;
+      State next = cell.forward(reshape(narrow(x, 0, t, 1), {B, I}), s);
+      const Tensor v = narrow(mask, 0, t, 1).reshape({B, 1});
+      for (size_t j = 0; j < next.size(); ++j) next[j] = next[j] * Variable(v) + s[j] * Variable(rsub(1.0, v));
+      hs[static_cast<size_t>(t)] = next[0] * Variable(v);
+      s = next;
+    }
+    const Variable want = stack(std::span<const Variable>(hs), 0);
+    CHECK(allclose(r.output.data(), want.data(), 1e-12, 1e-14));
+    const Tensor g = randn({T, B, H}, gen, DType::F64);
+    std::vector<Variable> wrt = cell.parameters();
+    wrt.push_back(x);
+    const std::vector<Variable> got = grad(sum(r.output * Variable(g)), wrt);
+    const std::vector<Variable> expected = grad(sum(want * Variable(g)), wrt);
+    for (size_t k = 0; k < wrt.size(); ++k) CHECK(allclose(got[k].data(), expected[k].data(), 1e-11, 1e-13));
+  };
+  SUBCASE("LSTMCell") {
+    LSTMCell cell(I, H);
+    check_cell(cell, Direction::Forward, 0);
+  }
+  SUBCASE("GRUCell, reverse") {
+    GRUCell cell(I, H);
+    check_cell(cell, Direction::Reverse, 1);
+  }
+  SUBCASE("RNNCell relu") {
+    RNNCell cell(I, H, true, Nonlinearity::Relu);
+    check_cell(cell, Direction::Forward, 0);
+  }
+}
+
+TEST_CASE("input projections: errors name the cell and the shapes") {
+  LSTMCell lstm(5, 3);
+  CHECK_THROWS_WITH_AS(lstm.forward_projected(Variable(zeros({4, 7})), {}),
+                       "LSTMCell: projected input [4,7] has 7 features, expected 12", Error);
+  CHECK_THROWS_WITH_AS(lstm.forward_projected(Variable(zeros({4, 12})), {Variable(zeros({2, 3})), Variable(zeros({2, 3}))}),
+                       "LSTMCell: state[0] [2,3] has batch 2 but the projected input [4,12] has batch 4", Error);
+  CHECK_THROWS_WITH_AS(add_linear(Variable(zeros({4, 6})), Variable(zeros({4, 3})), Variable(zeros({5, 3}))),
+                       "add_linear: base [4,6] must be [N,O] = [4,5] for input [4,3] and weight [5,3]", Error);
+  CHECK_THROWS_WITH_AS(add_linear(Variable(zeros({4, 5})), Variable(zeros({4, 2})), Variable(zeros({5, 3}))),
+                       "add_linear: input [4,2] and weight [5,3] must be [N,I] and [O,I]", Error);
+  // A cell that does not project: run_cell steps it; forward_projected says what to call.
+  struct Plain : RecurrentCell {
+    State initial_state(int64_t B, DType dtype) const override { return {Variable(zeros({B, 2}, dtype))}; }
+    State forward(const Variable& x, const State& s) override { return {tanh(x + s[0])}; }
+    int64_t hidden_size() const override { return 2; }
+  } plain;
+  CHECK(run_cell(plain, Variable(ones({3, 1, 2}))).output.shape() == Shape{3, 1, 2});
+  CHECK_THROWS_WITH_AS(plain.forward_projected(Variable(zeros({1, 2})), {}),
+                       doctest::Contains("forward_projected: this cell does not project its inputs"), Error);
+  // A projection with the wrong number of rows is caught by run_cell.
+  struct Bad : Plain {
+    Variable project_inputs(const Variable& x) override { return narrow(x, 0, 0, 1); }
+  } bad;
+  CHECK_THROWS_WITH_AS(run_cell(bad, Variable(ones({3, 2, 2}))),
+                       "run_cell: the cell's project_inputs returned [1,2] for 6 rows, expected 2-D [6,P]", Error);
+}
+
 TEST_CASE("sequence modules reject bad inputs, states and options") {
   LSTM lstm({.input_size = 3, .hidden_size = 2, .num_layers = 2});
   CHECK_THROWS_WITH_AS(lstm(Variable(zeros({4, 3}))), "LSTM: input [4,3] must be 3-D [T,B,I]", Error);
